@@ -1,0 +1,2 @@
+from . import torchvision_nets, features
+from .features import FeatureBackbone, FrozenBatchNorm2d

@@ -1,0 +1,2 @@
+from .base import Task, move_to
+

@@ -1,0 +1,102 @@
+"""The task runner interface. The trainer owns the loop; a Task owns everything task-specific:
+building the model and datasets, collating and moving batches, the training step's call, and
+evaluation / test outputs.
+
+Contracts every task follows:
+- a dataset item is ``(image, target, meta)``; ``meta`` is a small dict (``index``, ``path`` ...);
+- a batch is ``(inputs, targets, metas)`` after ``collate``;
+- in train mode ``model(inputs, targets)`` returns a dict of named loss tensors (DESIGN principle 1);
+  in eval mode ``model(inputs)`` returns predictions that the task's evaluator understands.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+
+from ..engine import dist
+from ..registry import DATASETS, EVALUATORS, MODELS, ConfigError
+
+
+def move_to(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: move_to(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(move_to(v, device) for v in obj)
+    return obj
+
+
+class Task:
+    # default evaluator ``type`` when the config's ``evaluation`` section names none
+    default_evaluator: Optional[str] = None
+
+    def __init__(self, cfg: Dict[str, Any]):
+        self.cfg = cfg
+
+    # ---- building -------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return MODELS.build(self.cfg["model"], key="model")
+
+    def build_dataset(self, split: str) -> Dataset:
+        data = self.cfg.get("data") or {}
+        if not data.get(split):
+            raise ConfigError(f"data.{split} is not set in the config: add a dataset section for the {split} split")
+        return DATASETS.build(data[split], key=f"data.{split}")
+
+    def check_compatible(self, model: nn.Module, dataset: Dataset, split: str) -> None:
+        """Raise a clear error when the model and the data disagree (e.g. number of classes)."""
+
+    def collate(self, items: List[Any]) -> Any:
+        images, targets, metas = zip(*items)
+        return default_collate(list(images)), default_collate(list(targets)), list(metas)
+
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        inputs, targets, metas = batch
+        return move_to(inputs, device), move_to(targets, device), metas
+
+    def batch_size(self, batch: Any) -> int:
+        return len(batch[2])
+
+    # ---- training -------------------------------------------------------------------------------
+    def train_step(self, model: nn.Module, batch: Any) -> Dict[str, torch.Tensor]:
+        inputs, targets, _ = batch
+        return model(inputs, targets)
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def build_evaluator(self, dataset: Dataset, split: str):
+        ev_cfg = dict((self.cfg.get("test") or {}).get("evaluator") or {}) if split == "test" else {}
+        ev_cfg.setdefault("type", self.default_evaluator)
+        if ev_cfg["type"] is None:
+            raise ConfigError(f"task {type(self).__name__} has no evaluator; set test.evaluator.type")
+        return EVALUATORS.build(ev_cfg, key="test.evaluator", dataset=dataset)
+
+    def predict(self, model: nn.Module, inputs: Any) -> Any:
+        return model(inputs)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader, device: torch.device, split: str = "val",
+                 out_dir: Optional[str] = None, autocast: Any = None, progress=None) -> Dict[str, float]:
+        """Run the model over ``loader`` on every rank; the evaluator reduces across ranks.
+
+        ``out_dir`` (test mode) asks the evaluator to write its predictions / pictures there.
+        """
+        evaluator = self.build_evaluator(loader.dataset, split)
+        model.eval()
+        ctx = autocast or contextlib.nullcontext
+        for i, batch in enumerate(loader):
+            batch = self.to_device(batch, device)
+            inputs, targets, metas = batch
+            with ctx():
+                outputs = self.predict(model, inputs)
+            evaluator.process(outputs, targets, metas)
+            if progress is not None:
+                progress(i + 1, len(loader))
+        metrics = evaluator.compute()
+        if out_dir is not None and dist.is_main():
+            evaluator.write(out_dir)
+        return metrics
