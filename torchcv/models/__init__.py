@@ -1,1 +1,3 @@
-from . import backbones, classifiers
+from torchcv.utils_import import import_submodules
+
+import_submodules(__name__, __path__)

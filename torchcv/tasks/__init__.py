@@ -1,2 +1,4 @@
-from .base import Task, move_to
+from torchcv.utils_import import import_submodules
 
+import_submodules(__name__, __path__)
+from .base import Task, move_to  # noqa: E402

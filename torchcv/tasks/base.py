@@ -15,8 +15,9 @@ from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
+from ..data.samplers import ShardSampler, TrainSampler
 from ..engine import dist
 from ..registry import DATASETS, EVALUATORS, MODELS, ConfigError
 
@@ -54,6 +55,17 @@ class Task:
     def collate(self, items: List[Any]) -> Any:
         images, targets, metas = zip(*items)
         return default_collate(list(images)), default_collate(list(targets)), list(metas)
+
+    def build_loader(self, dataset: Dataset, train: bool, batch_size: int, num_workers: int = 0,
+                     seed: int = 0, pin_memory: bool = False, persistent_workers: bool = False) -> DataLoader:
+        """Training loaders must be resumable: their sampler (or batch sampler) has
+        ``set_epoch(epoch)`` and ``set_start(n)`` (samples, or batches for a batch sampler, of this
+        rank's share already consumed in that epoch); the trainer calls both before each epoch."""
+        sampler = TrainSampler(len(dataset), shuffle=True, seed=seed) if train else ShardSampler(len(dataset))
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                          collate_fn=self.collate, drop_last=train, pin_memory=pin_memory,
+                          persistent_workers=persistent_workers and num_workers > 0,
+                          generator=torch.Generator().manual_seed(seed))
 
     def to_device(self, batch: Any, device: torch.device) -> Any:
         inputs, targets, metas = batch

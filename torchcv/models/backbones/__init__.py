@@ -1,2 +1,4 @@
-from . import torchvision_nets, features
-from .features import FeatureBackbone, FrozenBatchNorm2d
+from torchcv.utils_import import import_submodules
+
+import_submodules(__name__, __path__)
+from .features import FeatureBackbone, FrozenBatchNorm2d  # noqa: E402
