@@ -1,0 +1,80 @@
+"""Model-side input handling of detectors: normalise, keep-ratio resize, pad into a batch, and
+map predictions back to the original image size (what torchvision's GeneralizedRCNNTransform does,
+with the same arithmetic, so outputs match torchvision's models)."""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..heads.mask_head import paste_masks
+
+
+def resize_boxes(boxes: Tensor, old: Sequence[int], new: Sequence[int]) -> Tensor:
+    rh = torch.tensor(new[0], dtype=torch.float32, device=boxes.device) / torch.tensor(
+        old[0], dtype=torch.float32, device=boxes.device)
+    rw = torch.tensor(new[1], dtype=torch.float32, device=boxes.device) / torch.tensor(
+        old[1], dtype=torch.float32, device=boxes.device)
+    x0, y0, x1, y1 = boxes.unbind(1)
+    return torch.stack((x0 * rw, y0 * rh, x1 * rw, y1 * rh), dim=1)
+
+
+class DetInputTransform(nn.Module):
+    def __init__(self, min_size: Sequence[int] | int, max_size: int, image_mean: Sequence[float],
+                 image_std: Sequence[float], size_divisible: int = 32):
+        super().__init__()
+        self.min_size = tuple(min_size) if isinstance(min_size, (list, tuple)) else (min_size,)
+        self.max_size = max_size
+        self.image_mean, self.image_std = list(image_mean), list(image_std)
+        self.size_divisible = size_divisible
+
+    def _resize(self, image: Tensor, target: Optional[Dict[str, Tensor]]):
+        h, w = image.shape[-2:]
+        if self.training:  # multi-scale training: one of min_size at random
+            size = self.min_size[int(torch.empty(1).uniform_(0.0, float(len(self.min_size))).item())]
+        else:
+            size = self.min_size[-1]
+        scale = min(size / min(h, w), self.max_size / max(h, w))
+        image = F.interpolate(image[None], scale_factor=scale, mode="bilinear", recompute_scale_factor=True,
+                              align_corners=False)[0]
+        if target is not None:
+            target["boxes"] = resize_boxes(target["boxes"], (h, w), image.shape[-2:])
+            if "masks" in target:
+                m = target["masks"]
+                target["masks"] = F.interpolate(m[:, None].float(), scale_factor=scale,
+                                                recompute_scale_factor=True)[:, 0].byte()
+        return image, target
+
+    def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
+        targets = [dict(t) for t in targets] if targets is not None else None
+        out = []
+        for i, img in enumerate(images):
+            if img.dim() != 3:
+                raise ValueError(f"images must be a list of (C, H, W) tensors, got shape {tuple(img.shape)}")
+            mean = torch.as_tensor(self.image_mean, dtype=img.dtype, device=img.device)
+            std = torch.as_tensor(self.image_std, dtype=img.dtype, device=img.device)
+            img = (img - mean[:, None, None]) / std[:, None, None]
+            img, t = self._resize(img, targets[i] if targets is not None else None)
+            if targets is not None:
+                targets[i] = t
+            out.append(img)
+        sizes = [tuple(int(s) for s in img.shape[-2:]) for img in out]
+        stride = float(self.size_divisible)
+        c = max(img.shape[0] for img in out)
+        bh = int(math.ceil(float(max(s[0] for s in sizes)) / stride) * stride)
+        bw = int(math.ceil(float(max(s[1] for s in sizes)) / stride) * stride)
+        batch = out[0].new_full((len(out), c, bh, bw), 0)
+        for i, img in enumerate(out):
+            batch[i, : img.shape[0], : img.shape[1], : img.shape[2]].copy_(img)
+        return batch, sizes, targets
+
+    def postprocess(self, results: List[Dict[str, Tensor]], sizes: List[Tuple[int, int]],
+                    original: List[Tuple[int, int]]) -> List[Dict[str, Tensor]]:
+        for r, s, o in zip(results, sizes, original):
+            r["boxes"] = resize_boxes(r["boxes"], s, o)
+            if "masks" in r:
+                r["masks"] = paste_masks(r["masks"], r["boxes"], o)
+        return results

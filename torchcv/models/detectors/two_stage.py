@@ -1,0 +1,221 @@
+"""Faster R-CNN and Mask R-CNN assembled from registered parts.
+
+State-dict layout equals torchvision's (``backbone.body.*``, ``backbone.fpn.*``, ``rpn.head.*``,
+``roi_heads.box_head.*`` ...), so torchvision's ``fasterrcnn_resnet50_fpn`` / ``maskrcnn_resnet50_fpn``
+checkpoints load directly (``load_from: path``); a predictor of another number of classes is
+skipped and reported by ``load_weights`` -- the fine-tuning flow of the PennFudan tutorial.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ... import ops
+from ...registry import MODELS, ConfigError
+from ..backbones.features import FeatureBackbone, FrozenBatchNorm2d
+from ..heads.box_head import FastRCNNPredictor, TwoMLPHead
+from ..heads.det_utils import AnchorGenerator, check_options
+from ..heads.mask_head import MaskRCNNHeads, MaskRCNNPredictor
+from ..heads.roi_heads import RoIHeads
+from ..heads.rpn import RegionProposalNetwork, RPNHead
+from ..necks.fpn import FPN
+from .det_transform import DetInputTransform
+
+RPN_DEFAULTS = dict(pre_nms_top_n_train=2000, pre_nms_top_n_test=1000, post_nms_top_n_train=2000,
+                    post_nms_top_n_test=1000, nms_thresh=0.7, fg_iou_thresh=0.7, bg_iou_thresh=0.3,
+                    batch_size_per_image=256, positive_fraction=0.5, score_thresh=0.0)
+ROI_DEFAULTS = dict(score_thresh=0.05, nms_thresh=0.5, detections_per_img=100, fg_iou_thresh=0.5,
+                    bg_iou_thresh=0.5, batch_size_per_image=512, positive_fraction=0.25, bbox_reg_weights=None)
+BOX_HEAD_DEFAULTS = dict(representation_size=1024, output_size=7, sampling_ratio=2)
+MASK_HEAD_DEFAULTS = dict(layers=(256, 256, 256, 256), dilation=1, dim_reduced=256, output_size=14,
+                          sampling_ratio=2)
+
+
+class BackboneWithFPN(nn.Module):
+    """The backbone's stages (as ``body``) feeding the FPN (as ``fpn``).
+
+    ``return_layers`` names the ``body`` children whose outputs go to the FPN; default: the last
+    child of each of the backbone's ``out_indices`` levels. Outputs are renamed '0', '1', ... .
+    """
+
+    def __init__(self, backbone: FeatureBackbone, fpn: Optional[nn.Module] = None, fpn_cfg: Optional[dict] = None,
+                 return_layers: Optional[Sequence] = None):
+        super().__init__()
+        if not isinstance(getattr(backbone, "body", None), nn.ModuleDict):
+            raise ConfigError("two-stage detectors need a FeatureBackbone-like backbone (with a 'body' ModuleDict)")
+        self.body = backbone.body
+        ends = [str(r) for r in return_layers] if return_layers else [backbone.stage_ends[i]
+                                                                      for i in backbone.out_indices]
+        missing = [r for r in ends if r not in self.body]
+        if missing:
+            raise ConfigError(f"return_layers {missing} are not children of the backbone ({list(self.body)})")
+        self.return_layers = ends
+        if fpn is None:
+            fpn = FPN(self._channels(), **(fpn_cfg or {}))
+        self.fpn = fpn
+        self.out_channels = fpn.out_channels
+
+    @torch.no_grad()
+    def _channels(self) -> List[int]:
+        was = self.body.training
+        self.body.eval()
+        chans = [c.shape[1] for c in self._stages(torch.zeros(1, 3, 224, 224)).values()]
+        self.body.train(was)
+        return chans
+
+    def _stages(self, x: Tensor) -> Dict[str, Tensor]:
+        out: Dict[str, Tensor] = OrderedDict()
+        for name, m in self.body.items():
+            x = m(x)
+            if name in self.return_layers:
+                out[str(len(out))] = x
+                if len(out) == len(self.return_layers):
+                    break
+        return out
+
+    def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        return self.fpn(self._stages(x))
+
+
+@MODELS.register()
+class FasterRCNN(nn.Module):
+    """Args (sections are plain dicts of options; defaults are torchvision's):
+        backbone: a built FeatureBackbone (``type: FeatureBackbone``).
+        num_classes: including the background class 0.
+        neck: a built FPN, or a dict of FPN options (``out_channels``, ``extra``) with the input
+            channels taken from the backbone.
+        return_layers: backbone children that feed the FPN (default: one per level in out_indices).
+        min_size / max_size: keep-ratio resize inside the model (a list of min sizes picks one at
+            random per image in training). image_mean / image_std: normalisation of 0-1 images.
+        anchor_sizes: one group per FPN output; aspect_ratios: one group, or one per level.
+        rpn, roi_heads, box_head, mask_head: option dicts (see RPN_DEFAULTS ... at the top).
+    """
+
+    with_mask = False
+
+    def __init__(self, backbone: nn.Module, num_classes: int, neck=None, return_layers: Optional[list] = None,
+                 min_size=800, max_size: int = 1333, image_mean=(0.485, 0.456, 0.406),
+                 image_std=(0.229, 0.224, 0.225), size_divisible: int = 32,
+                 anchor_sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=(0.5, 1.0, 2.0),
+                 rpn: Optional[dict] = None, roi_heads: Optional[dict] = None, box_head: Optional[dict] = None,
+                 mask_head: Optional[dict] = None, featmap_names: Optional[List[str]] = None,
+                 rpn_conv_depth: int = 1):
+        super().__init__()
+        name = type(self).__name__
+        if num_classes < 2:
+            raise ConfigError(f"{name}.num_classes={num_classes}: count the background too (classes + 1)")
+        if isinstance(neck, nn.Module):
+            self.backbone = BackboneWithFPN(backbone, fpn=neck, return_layers=return_layers)
+        else:
+            self.backbone = BackboneWithFPN(backbone, fpn_cfg=check_options(neck, dict(out_channels=256,
+                                            extra="maxpool"), f"{name}.neck"), return_layers=return_layers)
+        ch = self.backbone.out_channels
+        n_levels = len(self.backbone.return_layers) + (1 if getattr(self.backbone.fpn, "extra", None) else 0)
+        anchor_sizes = [tuple(a) if isinstance(a, (list, tuple)) else (a,) for a in anchor_sizes]
+        if len(anchor_sizes) == 1 and n_levels > 1:
+            anchor_sizes = anchor_sizes * n_levels
+        anchors = AnchorGenerator(anchor_sizes, aspect_ratios)
+        if len(anchor_sizes) != n_levels:
+            raise ConfigError(f"{name}.anchor_sizes has {len(anchor_sizes)} groups but the FPN gives {n_levels} levels")
+        self.transform = DetInputTransform(min_size, max_size, image_mean, image_std, size_divisible)
+        r = check_options(rpn, RPN_DEFAULTS, f"{name}.rpn")
+        self.rpn = RegionProposalNetwork(anchors, RPNHead(ch, anchors.num_anchors_per_location()[0], rpn_conv_depth),
+                                         **r)
+        featmap_names = featmap_names or [str(i) for i in range(len(self.backbone.return_layers))]
+        b = check_options(box_head, BOX_HEAD_DEFAULTS, f"{name}.box_head")
+        box_pool = ops.MultiScaleRoIAlign(featmap_names, b["output_size"], b["sampling_ratio"])
+        head = TwoMLPHead(ch * b["output_size"] ** 2, b["representation_size"])
+        predictor = FastRCNNPredictor(b["representation_size"], num_classes)
+        kw = {}
+        if self.with_mask:
+            m = check_options(mask_head, MASK_HEAD_DEFAULTS, f"{name}.mask_head")
+            mhead = MaskRCNNHeads(ch, m["layers"], m["dilation"])
+            kw = dict(mask_roi_pool=ops.MultiScaleRoIAlign(featmap_names, m["output_size"], m["sampling_ratio"]),
+                      mask_head=mhead, mask_predictor=MaskRCNNPredictor(mhead.out_channels, m["dim_reduced"],
+                                                                        num_classes))
+        elif mask_head:
+            raise ConfigError(f"{name}: mask_head options given to a model without masks (use MaskRCNN)")
+        self.roi_heads = RoIHeads(box_pool, head, predictor, **check_options(roi_heads, ROI_DEFAULTS,
+                                                                             f"{name}.roi_heads"), **kw)
+        self.num_classes = num_classes
+
+    def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
+        if self.training:
+            if targets is None:
+                raise ValueError(f"{type(self).__name__}: targets are required in training mode")
+            for i, t in enumerate(targets):
+                b = t["boxes"]
+                if b.dim() != 2 or b.shape[-1] != 4:
+                    raise ValueError(f"target {i}: boxes must be (N, 4) xyxy, got {tuple(b.shape)}")
+                bad = (b[:, 2:] <= b[:, :2]).any(dim=1)
+                if bad.any():
+                    raise ValueError(f"target {i}: degenerate box {b[bad][0].tolist()} (x2 <= x1 or y2 <= y1); "
+                                     f"the dataset should drop or fix it")
+        original = [tuple(int(s) for s in img.shape[-2:]) for img in images]
+        batch, sizes, targets = self.transform(images, targets)
+        features = self.backbone(batch)
+        proposals, rpn_losses = self.rpn(tuple(batch.shape[-2:]), sizes, features, targets)
+        results, roi_losses = self.roi_heads(features, proposals, sizes, targets)
+        if self.training:
+            return {**roi_losses, **rpn_losses}
+        return self.transform.postprocess(results, sizes, original)
+
+
+@MODELS.register()
+class MaskRCNN(FasterRCNN):
+    with_mask = True
+
+
+# ---- named variants with torchvision's settings --------------------------------------------------
+def _resnet_backbone(arch: str, trainable_layers: int, norm: str):
+    # levels: 0 = conv1 (stride 2), 1..4 = layer1..layer4; trainable_layers counts from layer4 down
+    return FeatureBackbone(arch, out_indices=(1, 2, 3, 4), norm=norm, frozen_stages=4 - trainable_layers)
+
+
+@MODELS.register()
+def fasterrcnn_resnet50_fpn(num_classes: int = 91, arch: str = "resnet50", trainable_layers: int = 5,
+                            norm: str = "frozen_bn", **kwargs) -> FasterRCNN:
+    return FasterRCNN(_resnet_backbone(arch, trainable_layers, norm), num_classes, **kwargs)
+
+
+@MODELS.register()
+def maskrcnn_resnet50_fpn(num_classes: int = 91, arch: str = "resnet50", trainable_layers: int = 5,
+                          norm: str = "frozen_bn", **kwargs) -> MaskRCNN:
+    return MaskRCNN(_resnet_backbone(arch, trainable_layers, norm), num_classes, **kwargs)
+
+
+def _mobilenet(num_classes: int, norm: str, trainable_layers: int, **kwargs) -> FasterRCNN:
+    # torchvision feeds the FPN from features.13 (first stride-32 block, 160 ch) and features.16 (960 ch)
+    stage_starts = [0, 2, 4, 7, 13, 16]
+    freeze_before = 17 if trainable_layers == 0 else stage_starts[len(stage_starts) - trainable_layers]
+    bb = FeatureBackbone("mobilenet_v3_large", out_indices=(3, 4), norm=norm, frozen_stages=-1)
+    for m in bb.modules():  # torchvision's detection variant builds its norm layers with the default eps
+        if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d)):
+            m.eps = 1e-5
+    for name, m in bb.body.items():
+        if int(name) < freeze_before:
+            for p in m.parameters():
+                p.requires_grad_(False)
+    kwargs.setdefault("anchor_sizes", [(32, 64, 128, 256, 512)] * 3)
+    rpn = dict(score_thresh=0.05)
+    rpn.update(kwargs.pop("rpn", None) or {})
+    return FasterRCNN(bb, num_classes, return_layers=["13", "16"], rpn=rpn, **kwargs)
+
+
+@MODELS.register()
+def fasterrcnn_mobilenet_v3_large_fpn(num_classes: int = 91, norm: str = "frozen_bn", trainable_layers: int = 6,
+                                      **kwargs) -> FasterRCNN:
+    return _mobilenet(num_classes, norm, trainable_layers, **kwargs)
+
+
+@MODELS.register()
+def fasterrcnn_mobilenet_v3_large_320_fpn(num_classes: int = 91, norm: str = "frozen_bn",
+                                          trainable_layers: int = 6, **kwargs) -> FasterRCNN:
+    kwargs.setdefault("min_size", 320)
+    kwargs.setdefault("max_size", 640)
+    rpn = dict(pre_nms_top_n_test=150, post_nms_top_n_test=150)
+    rpn.update(kwargs.pop("rpn", None) or {})
+    return _mobilenet(num_classes, norm, trainable_layers, rpn=rpn, **kwargs)

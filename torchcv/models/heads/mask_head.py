@@ -1,0 +1,81 @@
+"""Mask branch of the RoI heads: conv tower, upsampling predictor, and pasting masks into images."""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...registry import HEADS
+
+
+@HEADS.register()
+class MaskRCNNHeads(nn.Sequential):
+    """A stack of 3x3 conv + ReLU layers (weights under ``i.0`` like torchvision's)."""
+
+    def __init__(self, in_channels: int, layers: Sequence[int] = (256, 256, 256, 256), dilation: int = 1):
+        blocks = []
+        for cout in layers:
+            blocks.append(nn.Sequential(nn.Conv2d(in_channels, cout, 3, padding=dilation, dilation=dilation),
+                                        nn.ReLU(inplace=True)))
+            in_channels = cout
+        super().__init__(*blocks)
+        self.out_channels = in_channels
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+
+@HEADS.register()
+class MaskRCNNPredictor(nn.Module):
+    """2x transposed-conv upsampling then one mask logit map per class."""
+
+    def __init__(self, in_channels: int, dim_reduced: int, num_classes: int):
+        super().__init__()
+        self.conv5_mask = nn.ConvTranspose2d(in_channels, dim_reduced, 2, 2, 0)
+        self.relu = nn.ReLU(inplace=True)
+        self.mask_fcn_logits = nn.Conv2d(dim_reduced, num_classes, 1)
+        for name, p in self.named_parameters():
+            if "weight" in name:
+                nn.init.kaiming_normal_(p, mode="fan_out", nonlinearity="relu")
+            else:
+                nn.init.zeros_(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mask_fcn_logits(self.relu(self.conv5_mask(x)))
+
+
+def _expand(boxes: Tensor, scale: float) -> Tensor:
+    w_half = (boxes[:, 2] - boxes[:, 0]) * 0.5 * scale
+    h_half = (boxes[:, 3] - boxes[:, 1]) * 0.5 * scale
+    cx = (boxes[:, 2] + boxes[:, 0]) * 0.5
+    cy = (boxes[:, 3] + boxes[:, 1]) * 0.5
+    return torch.stack((cx - w_half, cy - h_half, cx + w_half, cy + h_half), dim=1)
+
+
+def paste_masks(masks: Tensor, boxes: Tensor, image_size: Tuple[int, int], padding: int = 1) -> Tensor:
+    """Resize each (M, M) mask probability map to its box and place it in an image-sized canvas.
+
+    The mask is padded by one pixel first (and the box grown to match) so the bilinear resize
+    fades out at the box border instead of stopping abruptly. Returns (N, 1, H, W).
+    """
+    h_img, w_img = image_size
+    if masks.shape[0] == 0:
+        return masks.new_empty((0, 1, h_img, w_img))
+    m = masks.shape[-1]
+    scale = float(m + 2 * padding) / m
+    masks = F.pad(masks, (padding,) * 4)
+    boxes = _expand(boxes, scale).to(dtype=torch.int64)
+    out = masks.new_zeros((masks.shape[0], 1, h_img, w_img))
+    for i, (mask, box) in enumerate(zip(masks, boxes)):
+        x0b, y0b, x1b, y1b = box.tolist()
+        w = max(x1b - x0b + 1, 1)
+        h = max(y1b - y0b + 1, 1)
+        resized = F.interpolate(mask[None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        x0, x1 = max(x0b, 0), min(x1b + 1, w_img)
+        y0, y1 = max(y0b, 0), min(y1b + 1, h_img)
+        if x1 > x0 and y1 > y0:
+            out[i, 0, y0:y1, x0:x1] = resized[y0 - y0b:y1 - y0b, x0 - x0b:x1 - x0b]
+    return out
