@@ -11,6 +11,7 @@ Contracts every task follows:
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -92,10 +93,12 @@ class Task:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader, device: torch.device, split: str = "val",
-                 out_dir: Optional[str] = None, autocast: Any = None, progress=None) -> Dict[str, float]:
+                 out_dir: Optional[str] = None, autocast: Any = None, progress=None,
+                 vis_dir: Optional[str] = None) -> Dict[str, float]:
         """Run the model over ``loader`` on every rank; the evaluator reduces across ranks.
 
-        ``out_dir`` (test mode) asks the evaluator to write its predictions / pictures there.
+        ``out_dir`` (test mode) asks the evaluator to write its predictions / pictures there;
+        ``vis_dir`` (during training) to refresh its summary pictures (e.g. a confusion matrix).
         """
         evaluator = self.build_evaluator(loader.dataset, split)
         model.eval()
@@ -109,6 +112,12 @@ class Task:
             if progress is not None:
                 progress(i + 1, len(loader))
         metrics = evaluator.compute()
+        if dist.is_main() and hasattr(evaluator, "report"):
+            text = evaluator.report()
+            if text:
+                logging.getLogger("torchcv").info(text)
         if out_dir is not None and dist.is_main():
             evaluator.write(out_dir)
+        if vis_dir is not None and dist.is_main() and hasattr(evaluator, "visualize"):
+            evaluator.visualize(vis_dir)
         return metrics

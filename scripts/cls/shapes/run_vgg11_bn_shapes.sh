@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# vgg11_bn on the built-in shapes classification data (generated on first use).
+#   bash scripts/cls/shapes/run_vgg11_bn_shapes.sh train|resume|val|test [TAG] [key=value ...]
+CONFIG=configs/cls/shapes/vgg11_bn_shapes.yaml
+WORK_SUBDIR=cls/shapes/vgg11_bn
+prepare_data() {
+  local root="${TORCHCV_SHAPES_CLS:-data/shapes_cls}"
+  [ -d "$root" ] || "$PYTHON" datasets/generate_shapes_cls.py --out "$root"
+}
+source "$(dirname "${BASH_SOURCE[0]}")/../../common.sh"
+run_main "$@"

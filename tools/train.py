@@ -1,0 +1,10 @@
+#!/usr/bin/env python
+"""python tools/train.py --help"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from torchcv.cli import train_main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(train_main())
