@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# bash scripts/seg/voc/run_deeplabv3_mobilenet_v3_large_voc.sh train|resume|val|test [TAG] [key=value ...]
+CONFIG=configs/seg/voc/deeplabv3_mobilenet_v3_large_voc.yaml
+WORK_SUBDIR=seg/voc/deeplabv3_mobilenet_v3_large
+# data: data.root=PATH/VOC2012 or TORCHCV_VOC=PATH
+source "$(dirname "${BASH_SOURCE[0]}")/../../common.sh"
+run_main "$@"
