@@ -18,7 +18,6 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.io import ImageReadMode, decode_image, read_file
 
 from ...registry import DATASETS, ConfigError
 from ..transforms import compose
@@ -162,7 +161,8 @@ class SegFolderDataset(Dataset):
 
     def __getitem__(self, index: int):
         img_path, ann_path = self.samples[index]
-        image = decode_image(read_file(img_path), mode=ImageReadMode.RGB)
+        with Image.open(img_path) as im:
+            image = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).contiguous()
         mask = self.load_mask(ann_path)
         if tuple(mask.shape[:2]) != tuple(image.shape[-2:]):
             raise SegDataError(f"{ann_path}: mask size {tuple(mask.shape[:2])} differs from image {img_path} size "

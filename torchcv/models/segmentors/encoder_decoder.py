@@ -70,7 +70,7 @@ class EncoderDecoder(nn.Module):
 # ---- builders with torchvision's names (and the same module layout behind the key map) -----------------
 def _resnet(arch: str, output_stride: int, pretrained_backbone: Optional[str], norm: str) -> FeatureBackbone:
     dil = {8: [False, True, True], 16: [False, False, True], 32: [False, False, False]}[output_stride]
-    return FeatureBackbone(arch, out_indices=(3, 4), pretrained=pretrained_backbone, norm=norm,
+    return FeatureBackbone(arch, out_indices=(3, 4), pretrained=pretrained_backbone, norm=norm, probe_size=64,
                            arch_kwargs={"replace_stride_with_dilation": dil})
 
 
