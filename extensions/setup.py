@@ -34,6 +34,18 @@ def _find_cuda_home():
     return None
 
 
+def _pip_cuda_include_dirs():
+    """Headers of the pip CUDA wheels (nvidia/*/include), for toolkits that lack e.g. cusparse.h."""
+    try:
+        import nvidia  # namespace package installed with CUDA builds of torch
+    except ImportError:
+        return []
+    dirs = []
+    for base in list(getattr(nvidia, "__path__", [])):
+        dirs += sorted(d for d in glob.glob(os.path.join(base, "*", "include")) if os.path.isdir(d))
+    return dirs
+
+
 def want_cuda():
     """Decide whether to build the CUDA kernels (no GPU needed, only nvcc + CUDA torch)."""
     if os.environ.get("CPU_ONLY", "0") == "1":
@@ -63,6 +75,7 @@ def main():
     sources = sorted(glob.glob(os.path.join(CSRC, "*.cpp")) + glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
     cxx_flags = ["-O3", "-g0", "-ffp-contract=off", "-fopenmp", "-fvisibility=hidden"]
     define_macros = []
+    include_dirs = [os.path.join(ROOT, CSRC)]
     extra_compile_args = {"cxx": cxx_flags}
     if with_cuda:
         sources += sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))
@@ -74,13 +87,18 @@ def main():
             "-lineinfo",
         ]
         ext_cls = CUDAExtension
+        if not os.path.exists(os.path.join(cuda_home or "", "include", "cusparse.h")):
+            # -isystem: searched after the toolkit's own -I headers, so only fills gaps
+            for d in _pip_cuda_include_dirs():
+                cxx_flags += ["-isystem", d]
+                extra_compile_args["nvcc"] += ["-isystem", d]
     else:
         ext_cls = CppExtension
 
     ext = ext_cls(
         name="torchcv._C",
         sources=sources,
-        include_dirs=[os.path.join(ROOT, CSRC)],
+        include_dirs=include_dirs,
         define_macros=define_macros,
         extra_compile_args=extra_compile_args,
         extra_link_args=["-fopenmp"],

@@ -37,9 +37,53 @@ inline Thr<float> make_thr<float>(double t) {
   return Thr<float>{detail::float_floor(t)};
 }
 
+// Suppression test of one kept box against m candidates (contiguous SoA):
+// flag[j] = IoU(kept, j) > thr, returns the number of suppressed candidates.
+// Branch-free so it vectorises; x86-64 gets an AVX2 clone picked at load time.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TCV_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TCV_CLONES
+#endif
+
+#define TCV_DEFINE_SUPPRESS(T)                                                              \
+  TCV_CLONES int64_t suppress_mask_##T(const T* __restrict x1, const T* __restrict y1,      \
+      const T* __restrict x2, const T* __restrict y2, const T* __restrict area, int64_t m,   \
+      T ix1, T iy1, T ix2, T iy2, T iarea, T thr, uint8_t* __restrict flag) {               \
+    int64_t cnt = 0;                                                                        \
+    for (int64_t j = 0; j < m; ++j) {                                                       \
+      const T xx1 = tmax(ix1, x1[j]);                                                       \
+      const T yy1 = tmax(iy1, y1[j]);                                                       \
+      const T xx2 = tmin(ix2, x2[j]);                                                       \
+      const T yy2 = tmin(iy2, y2[j]);                                                       \
+      const T ww = tmax(static_cast<T>(0), xx2 - xx1);                                      \
+      const T hh = tmax(static_cast<T>(0), yy2 - yy1);                                      \
+      const T inter = ww * hh;                                                              \
+      const T ovr = inter / (iarea + area[j] - inter);                                      \
+      const uint8_t s = ovr > thr;                                                          \
+      flag[j] = s;                                                                          \
+      cnt += s;                                                                             \
+    }                                                                                       \
+    return cnt;                                                                             \
+  }
+
+TCV_DEFINE_SUPPRESS(float)
+TCV_DEFINE_SUPPRESS(double)
+
+inline int64_t suppress_mask(const float* x1, const float* y1, const float* x2, const float* y2,
+    const float* area, int64_t m, float ix1, float iy1, float ix2, float iy2, float iarea,
+    float thr, uint8_t* flag) {
+  return suppress_mask_float(x1, y1, x2, y2, area, m, ix1, iy1, ix2, iy2, iarea, thr, flag);
+}
+inline int64_t suppress_mask(const double* x1, const double* y1, const double* x2,
+    const double* y2, const double* area, int64_t m, double ix1, double iy1, double ix2,
+    double iy2, double iarea, double thr, uint8_t* flag) {
+  return suppress_mask_double(x1, y1, x2, y2, area, m, ix1, iy1, ix2, iy2, iarea, thr, flag);
+}
+
 // Greedy NMS over n candidates already in descending score order.
-// x1..area are scratch SoA arrays (modified in place), id[k] is the payload
-// reported for kept candidates (in keep order).  Returns number kept.
+// x1..area/id are SoA arrays (compacted in place as boxes get suppressed),
+// id[k] is reported for kept candidates, in keep order.  Returns number kept.
 template <typename T>
 int64_t greedy_nms(
     T* __restrict x1,
@@ -51,35 +95,33 @@ int64_t greedy_nms(
     int64_t n,
     Thr<T> thr,
     int64_t* __restrict out) {
+  std::vector<uint8_t> flag(n);
   int64_t nkeep = 0;
   int64_t alive = n;
-  int64_t head = 0;
-  while (head < alive) {
-    const T ix1 = x1[head], iy1 = y1[head], ix2 = x2[head], iy2 = y2[head];
-    const T iarea = area[head];
+  for (int64_t head = 0; head < alive; ++head) {
     out[nkeep++] = id[head];
-    int64_t w = head + 1;
-    for (int64_t j = head + 1; j < alive; ++j) {
-      const T xx1 = tmax(ix1, x1[j]);
-      const T yy1 = tmax(iy1, y1[j]);
-      const T xx2 = tmin(ix2, x2[j]);
-      const T yy2 = tmin(iy2, y2[j]);
-      const T ww = tmax(static_cast<T>(0), xx2 - xx1);
-      const T hh = tmax(static_cast<T>(0), yy2 - yy1);
-      const T inter = ww * hh;
-      const T ovr = inter / (iarea + area[j] - inter);
-      const bool keep = !(ovr > thr.v);
-      // branch-free stream compaction (w <= j, so in-place is safe)
-      x1[w] = x1[j];
-      y1[w] = y1[j];
-      x2[w] = x2[j];
-      y2[w] = y2[j];
-      area[w] = area[j];
-      id[w] = id[j];
-      w += keep;
+    const int64_t lo = head + 1, m = alive - lo;
+    if (m == 0) {
+      break;
+    }
+    const int64_t nsup = suppress_mask(x1 + lo, y1 + lo, x2 + lo, y2 + lo, area + lo, m, x1[head],
+        y1[head], x2[head], y2[head], area[head], thr.v, flag.data());
+    if (nsup == 0) {
+      continue;
+    }
+    // stream compaction of the survivors (w <= j, so in place is safe)
+    int64_t w = lo;
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t src = lo + j;
+      x1[w] = x1[src];
+      y1[w] = y1[src];
+      x2[w] = x2[src];
+      y2[w] = y2[src];
+      area[w] = area[src];
+      id[w] = id[src];
+      w += 1 - flag[j];
     }
     alive = w;
-    head += 1;
   }
   return nkeep;
 }
