@@ -5,7 +5,8 @@
 #
 # MODE: train | resume | val | test.  TAG (default "default") names the work dir
 # work_dirs/<task>/<dataset>/<model>/<TAG>.  key=value pairs override the config.
-# NGPUS>1 launches torchrun with that many processes.  PYTHON overrides the interpreter.
+# NGPUS>1 launches torchrun with that many processes.  PYTHON overrides the interpreter;
+# WORK_ROOT (default work_dirs) moves all work dirs.
 # A run script sets CONFIG, WORK_SUBDIR and optionally defines prepare_data, then calls run_main "$@".
 set -euo pipefail
 
@@ -34,7 +35,7 @@ run_main() {
   local mode="$1"; shift
   local tag="default"
   if [ $# -ge 1 ] && [[ "$1" != *=* ]]; then tag="$1"; shift; fi
-  local work_dir="work_dirs/${WORK_SUBDIR}/${tag}"
+  local work_dir="${WORK_ROOT:-work_dirs}/${WORK_SUBDIR}/${tag}"
   if declare -F prepare_data >/dev/null; then prepare_data; fi
   case "$mode" in
     train)  launch tools/train.py "$CONFIG" --work-dir "$work_dir" "$@" ;;

@@ -5,6 +5,5 @@ Importing the package imports every module, so every built-in part is in its reg
 __version__ = "0.1.0"
 
 from . import registry, config  # noqa: F401
-import importlib.util as _u
-if _u.find_spec("torchcv.ops"): from . import ops  # TEMP until ops lands
+from . import ops  # noqa: F401
 from . import data, models, evaluation, tasks, engine  # noqa: F401

@@ -79,20 +79,20 @@ def bar(done: int, total: int, width: int = 24) -> str:
 class MetricsWriter:
     """metrics.jsonl (one JSON object per logged step/evaluation) + TensorBoard scalars (rank 0 only)."""
 
-    def __init__(self, work_dir: str, resume_iter: Optional[int] = None):
+    def __init__(self, work_dir: str, start_iter: int = 0):
         self.path = os.path.join(work_dir, "metrics.jsonl")
-        if resume_iter is not None and os.path.isfile(self.path):
-            self._truncate_after(resume_iter)
+        if os.path.isfile(self.path):
+            self._truncate_after(start_iter)
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:  # tensorboard is a listed requirement; say how to fix rather than skip quietly
             raise ImportError("TensorBoard logging needs the 'tensorboard' package: pip install -r requirements.txt") from e
         self.tb = SummaryWriter(os.path.join(work_dir, "tensorboard"),
-                                purge_step=resume_iter if resume_iter else None)
+                                purge_step=start_iter + 1)  # keep what the checkpoint covers
 
     def _truncate_after(self, it: int) -> None:
-        """On resume, drop records written after the checkpoint: they will be produced again."""
+        """Drop records written after the starting checkpoint: they will be produced again."""
         kept: List[str] = []
         with open(self.path) as f:
             for line in f:

@@ -4,6 +4,7 @@ model and data, and the model returns a dict of losses (DESIGN principle 1)."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -129,6 +130,8 @@ class Trainer:
         if dist.is_main():
             os.makedirs(self.work_dir, exist_ok=True)
             save_config(self.cfg, os.path.join(self.work_dir, "config.yaml"))
+            for stale in glob.glob(os.path.join(self.ckpt_dir, ".*.tmp")):
+                os.remove(stale)  # left by a run killed mid-write; never a checkpoint
         self.train_loader = self.build_loader("train", train=True)
         self.iters_per_epoch = len(self.train_loader)
         if self.iters_per_epoch == 0:
@@ -157,8 +160,9 @@ class Trainer:
             model = nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                         find_unused_parameters=self.find_unused)
         self.model = model
-        resume_iter = self._maybe_resume()
-        self.metrics_writer = MetricsWriter(self.work_dir, resume_iter) if dist.is_main() else None
+        self._maybe_resume()
+        # records and TensorBoard events after the starting iteration belong to a run that was cut off
+        self.metrics_writer = MetricsWriter(self.work_dir, self.iter) if dist.is_main() else None
         self._register_hooks()
 
     def _register_hooks(self) -> None:
@@ -191,7 +195,7 @@ class Trainer:
             "ema": self.ema.module.state_dict() if self.ema else None,
             "meta": {"epoch": self.epoch, "iter": self.iter, "inner_iter": self.inner_iter,
                      "best_score": self.best_score, "best_metric": self.best_metric_name,
-                     "world_size": dist.get_world_size(), "torchcv": __version__, "torch": torch.__version__},
+                     "world_size": dist.get_world_size(), "torchcv": __version__, "torch": str(torch.__version__)},
             "rng": rng_state(),
             "config": self.cfg.dump(),
         }
@@ -228,10 +232,16 @@ class Trainer:
             return path
         return str(r)
 
-    def _maybe_resume(self) -> Optional[int]:
+    def _maybe_resume(self) -> None:
         path = self._resume_path()
         if path is None:
-            return None
+            existing = list_checkpoints(self.ckpt_dir)
+            if existing and not self.resume_arg:
+                raise ConfigError(f"work dir {self.work_dir} already holds checkpoints of a run "
+                                  f"({os.path.basename(existing[-1])}); starting over would mix two runs. "
+                                  f"Continue it with --resume (run script: resume), pick another work dir / TAG, "
+                                  f"or delete the folder.")
+            return
         state = load_checkpoint(path)
         missing = [k for k in ("model", "optimizer", "scheduler", "meta", "rng") if k not in state]
         if missing:
@@ -261,7 +271,6 @@ class Trainer:
         if self.iter >= self.max_iters:
             logger.warning("the checkpoint is already at iteration %d of %d: nothing left to train. "
                            "Raise train.max_epochs / train.max_iters to train longer.", self.iter, self.max_iters)
-        return self.iter
 
     def _report_config_changes(self, old: Dict[str, Any]) -> None:
         def flat(d, prefix=""):
