@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write the built-in segmentation dataset "shapes_seg" in the PASCAL VOC 2012 layout.
 
-    python datasets/generate_shapes_seg.py --out data/shapes_seg [--size 128] [--train 400] [--val 80]
+    python datasets/generate_shapes_seg.py --out data/shapes_seg [--size 96] [--train 400] [--val 80]
                                            [--test 40] [--seed 0]
 
 Layout: JPEGImages/<id>.jpg, SegmentationClass/<id>.png (palette PNG, the VOC colour map),
@@ -80,7 +80,7 @@ def make_sample(rng: np.random.Generator, size: int):
     return np.clip(img, 0, 255).astype(np.uint8), label
 
 
-def generate(out: str, size: int = 128, n_train: int = 400, n_val: int = 80, n_test: int = 40, seed: int = 0) -> None:
+def generate(out: str, size: int = 96, n_train: int = 400, n_val: int = 80, n_test: int = 40, seed: int = 0) -> None:
     for d in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
         os.makedirs(os.path.join(out, d), exist_ok=True)
     palette = _voc_palette()
@@ -104,7 +104,7 @@ def generate(out: str, size: int = 128, n_train: int = 400, n_val: int = 80, n_t
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="data/shapes_seg")
-    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--size", type=int, default=96)
     p.add_argument("--train", type=int, default=400)
     p.add_argument("--val", type=int, default=80)
     p.add_argument("--test", type=int, default=40)
