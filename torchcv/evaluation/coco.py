@@ -9,6 +9,7 @@ import contextlib
 import copy
 import io
 import json
+import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from ..engine import dist
 from ..registry import EVALUATORS, ConfigError
 
+logger = logging.getLogger("torchcv")
 STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
 
@@ -114,6 +116,8 @@ class CocoEvaluator:
                     per[gt.cats[cat_id]["name"]] = (float(p[p > -1].mean()) if (p > -1).any() else float("nan"),
                                                     float(p50[p50 > -1].mean()) if (p50 > -1).any() else float("nan"))
                 self._per_class[iou_type] = per
+        if self._per_class and dist.is_main():
+            logger.info("per-class AP:\n%s", self.report())
         return metrics
 
     def report(self) -> str:
