@@ -39,36 +39,56 @@ void roi_bins(const T* roi, T scale, int64_t H, int64_t W, int64_t PH, int64_t P
   }
 }
 
+// CB channels per pass over a bin window (independent max chains, branch-free
+// select).  Per channel: strict '>' in raster order, like the reference.
+template <typename T, int CB>
+inline void pool_block(const T* in0, int64_t plane, T* o0, int* a0, int64_t oplane,
+    const std::vector<Bin>& bins, int64_t W) {
+  for (size_t k = 0; k < bins.size(); ++k) {
+    const Bin& bn = bins[k];
+    const bool empty = (bn.he <= bn.hs) || (bn.we <= bn.ws);
+    T mv[CB];
+    int mi[CB];
+    for (int cc = 0; cc < CB; ++cc) {
+      mv[cc] = empty ? (T)0 : (T)(-FLT_MAX);
+      mi[cc] = -1;
+    }
+    for (int h = bn.hs; h < bn.he; ++h) {
+      for (int w = bn.ws; w < bn.we; ++w) {
+        const int i = h * (int)W + w;
+        for (int cc = 0; cc < CB; ++cc) {
+          const T v = in0[cc * plane + i];
+          const bool gt = v > mv[cc];
+          mv[cc] = gt ? v : mv[cc];
+          mi[cc] = gt ? i : mi[cc];
+        }
+      }
+    }
+    for (int cc = 0; cc < CB; ++cc) {
+      o0[cc * oplane + k] = mv[cc];
+      a0[cc * oplane + k] = mi[cc];
+    }
+  }
+}
+
 template <typename T>
 void forward_nchw(const T* input, const T* rois, T* out, int* amax,
     const cpu::RoiGroups& groups, T scale, int64_t K, int64_t C, int64_t H, int64_t W,
     int64_t PH, int64_t PW) {
+  constexpr int CB = 8;
   at::parallel_for(0, K, 1, [&](int64_t n0, int64_t n1) {
     std::vector<Bin> bins;
     for (int64_t n = n0; n < n1; ++n) {
       roi_bins<T>(rois + 5 * n, scale, H, W, PH, PW, bins);
-      const int64_t b = groups.batch[n];
-      for (int64_t c = 0; c < C; ++c) {
-        const T* in = input + (b * C + c) * H * W;
-        T* o = out + (n * C + c) * PH * PW;
-        int* a = amax + (n * C + c) * PH * PW;
-        for (int64_t k = 0; k < PH * PW; ++k) {
-          const Bin& bn = bins[k];
-          const bool empty = (bn.he <= bn.hs) || (bn.we <= bn.ws);
-          T maxval = empty ? (T)0 : (T)(-FLT_MAX);
-          int maxidx = -1;
-          for (int h = bn.hs; h < bn.he; ++h) {
-            const T* row = in + (int64_t)h * W;
-            for (int w = bn.ws; w < bn.we; ++w) {
-              if (row[w] > maxval) {
-                maxval = row[w];
-                maxidx = h * (int)W + w;
-              }
-            }
-          }
-          o[k] = maxval;
-          a[k] = maxidx;
-        }
+      const int64_t b = groups.batch[n], plane = H * W, nb = PH * PW;
+      int64_t c = 0;
+      for (; c + CB <= C; c += CB) {
+        pool_block<T, CB>(input + (b * C + c) * plane, plane, out + (n * C + c) * nb,
+            amax + (n * C + c) * nb, nb, bins, W);
+      }
+      for (; c < C; ++c) {
+        pool_block<T, 1>(input + (b * C + c) * plane, plane, out + (n * C + c) * nb,
+            amax + (n * C + c) * nb, nb, bins, W);
       }
     }
   });
