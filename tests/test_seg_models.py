@@ -84,6 +84,8 @@ def test_output_stride_and_backbone_errors():
     from torchcv.models.segmentors.tap_backbone import LayerTapBackbone
     bb = LayerTapBackbone("resnet18", {"layer4": "out"}, output_stride=16)
     assert bb(torch.zeros(1, 3, 64, 64))["out"].shape[-1] == 4
+    mb = LayerTapBackbone("mobilenet_v3_large", {"4": "low"}, output_stride=16, bn_momentum=0.1)
+    assert {m.momentum for m in mb.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
     with pytest.raises(ConfigError, match="not children"):
         LayerTapBackbone("resnet18", {"layer9": "out"})
     with pytest.raises(ConfigError, match="MobileNetV3 supports 16"):

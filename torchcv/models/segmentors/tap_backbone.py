@@ -29,10 +29,13 @@ class LayerTapBackbone(nn.Module):
             ``replace_stride_with_dilation``; MobileNetV3 supports 16 via ``dilated=True``); 32 = plain.
         pretrained: local path to torchvision classification weights.
         norm: ``bn`` or ``frozen_bn``.
+        bn_momentum: override the BatchNorm momentum (torchvision's MobileNetV3 uses 0.01, which
+            leaves the running statistics far behind in short from-scratch runs; 0.1 catches up).
     """
 
     def __init__(self, arch: str, return_layers: Dict[str, str], output_stride: int = 32,
-                 pretrained: Optional[str] = None, norm: str = "bn", arch_kwargs: Optional[dict] = None):
+                 pretrained: Optional[str] = None, norm: str = "bn", arch_kwargs: Optional[dict] = None,
+                 bn_momentum: Optional[float] = None):
         super().__init__()
         if arch not in ARCHS:
             raise ConfigError(f"LayerTapBackbone.arch: '{arch}' is not a known architecture")
@@ -59,6 +62,10 @@ class LayerTapBackbone(nn.Module):
         last = max(names.index(k) for k in return_layers)
         self.body = nn.ModuleDict(OrderedDict((n, children[n]) for n in names[:last + 1]))
         self.return_layers = {str(k): str(v) for k, v in return_layers.items()}
+        if bn_momentum is not None:
+            for m in self.body.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.momentum = bn_momentum
         if norm == "frozen_bn":
             _freeze_bn(self.body)
         elif norm != "bn":
