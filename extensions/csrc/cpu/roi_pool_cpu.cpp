@@ -94,6 +94,36 @@ void forward_nchw(const T* input, const T* rois, T* out, int* amax,
   });
 }
 
+// Running max/argmax over CB contiguous channels: returns false when there is
+// no explicit-SIMD version for T (the caller then runs the scalar loop).
+template <typename T, int CB>
+inline bool max_chunk(const T*, int, T*, int*) {
+  return false;
+}
+
+#if defined(__GNUC__)
+typedef float tcv_v8f __attribute__((vector_size(32)));
+typedef int tcv_v8i __attribute__((vector_size(32)));
+
+template <>
+inline bool max_chunk<float, 16>(const float* px, int idx, float* mv, int* mi) {
+  for (int h = 0; h < 2; ++h) {
+    tcv_v8f v, m;
+    tcv_v8i i;
+    __builtin_memcpy(&v, px + 8 * h, sizeof(v));
+    __builtin_memcpy(&m, mv + 8 * h, sizeof(m));
+    __builtin_memcpy(&i, mi + 8 * h, sizeof(i));
+    const tcv_v8i gt = v > m;  // false for NaN, like the scalar compare
+    m = gt ? v : m;
+    const tcv_v8i iv = {idx, idx, idx, idx, idx, idx, idx, idx};
+    i = gt ? iv : i;
+    __builtin_memcpy(mv + 8 * h, &m, sizeof(m));
+    __builtin_memcpy(mi + 8 * h, &i, sizeof(i));
+  }
+  return true;
+}
+#endif
+
 template <typename T>
 void forward_nhwc(const T* input, const T* rois, T* out, int* amax,
     const cpu::RoiGroups& groups, T scale, int64_t K, int64_t C, int64_t H, int64_t W,
@@ -106,23 +136,44 @@ void forward_nhwc(const T* input, const T* rois, T* out, int* amax,
       for (int64_t k = 0; k < PH * PW; ++k) {
         const Bin& bn = bins[k];
         const bool empty = (bn.he <= bn.hs) || (bn.we <= bn.ws);
-        T* __restrict o = out + (n * PH * PW + k) * C;
-        int* __restrict a = amax + (n * PH * PW + k) * C;
+        T* o = out + (n * PH * PW + k) * C;
+        int* a = amax + (n * PH * PW + k) * C;
         const T init = empty ? (T)0 : (T)(-FLT_MAX);
-        for (int64_t c = 0; c < C; ++c) {
-          o[c] = init;
-          a[c] = -1;
-        }
-        for (int h = bn.hs; h < bn.he; ++h) {
-          for (int w = bn.ws; w < bn.we; ++w) {
-            const T* __restrict px = in + ((int64_t)h * W + w) * C;
-            const int idx = h * (int)W + w;
-            for (int64_t c = 0; c < C; ++c) {
-              const T v = px[c];
-              const bool gt = v > o[c];
-              o[c] = gt ? v : o[c];
-              a[c] = gt ? idx : a[c];
+        constexpr int CB = 16;
+        for (int64_t c0 = 0; c0 < C; c0 += CB) {
+          const int nc = (int)std::min<int64_t>(CB, C - c0);
+          T mv[CB];
+          int mi[CB];
+          for (int cc = 0; cc < CB; ++cc) {
+            mv[cc] = init;
+            mi[cc] = -1;
+          }
+          for (int h = bn.hs; h < bn.he; ++h) {
+            for (int w = bn.ws; w < bn.we; ++w) {
+              const T* px = in + ((int64_t)h * W + w) * C + c0;
+              const int idx = h * (int)W + w;
+              if (nc == CB && max_chunk<T, CB>(px, idx, mv, mi)) {
+                // done by the explicit-SIMD specialisation
+              } else if (nc == CB) {
+                for (int cc = 0; cc < CB; ++cc) {
+                  const T v = px[cc];
+                  const bool gt = v > mv[cc];
+                  mv[cc] = gt ? v : mv[cc];
+                  mi[cc] = gt ? idx : mi[cc];
+                }
+              } else {
+                for (int cc = 0; cc < nc; ++cc) {
+                  const T v = px[cc];
+                  const bool gt = v > mv[cc];
+                  mv[cc] = gt ? v : mv[cc];
+                  mi[cc] = gt ? idx : mi[cc];
+                }
+              }
             }
+          }
+          for (int cc = 0; cc < nc; ++cc) {
+            o[c0 + cc] = mv[cc];
+            a[c0 + cc] = mi[cc];
           }
         }
       }
