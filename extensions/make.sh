@@ -42,7 +42,7 @@ fi
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-8.0;9.0}"
 export MAX_JOBS="${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
-STAMP="$ROOT/torchcv/_C.build-hash"
+STAMP="$ROOT/torchcv/.build_stamp_C"
 
 # Decide CUDA vs CPU and hash everything that influences the build, without
 # importing torch (keeps the no-op path fast).
@@ -79,7 +79,12 @@ if with_cuda:
     h.update(f"cuda_home={cuda_home} arch={os.environ.get('TORCH_CUDA_ARCH_LIST')}".encode())
 print(with_cuda, h.hexdigest())
 EOF
-)
+) || true
+
+if [ -z "${HASH:-}" ]; then
+  echo "[torchcv] error: could not inspect the build environment with $PYTHON (is it a working Python?)." >&2
+  exit 1
+fi
 
 if [ "$HASH" = "no-torch" ]; then
   echo "[torchcv] error: torch is not importable by $PYTHON; install the requirements first (or set PYTHON=...)." >&2

@@ -344,6 +344,7 @@ void backward_nchw(
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c = p / B, b = p % B;
       T* plane = gin + (b * C + c) * H * W;
+      std::fill(plane, plane + H * W, (T)0);  // first touch by the owner, while it is cached
       for (int64_t gi = groups.offset[b]; gi < groups.offset[b + 1]; ++gi) {
         const int64_t n = groups.list[gi];
         const AlignGeom<T>& g = geo[n];
@@ -435,6 +436,9 @@ void backward_nhwc(
       const int64_t cb = u / B, b = u % B;
       const int64_t c0 = cb * CB, nc = std::min(CB, C - c0);
       T* base = gin + b * H * W * C + c0;
+      for (int64_t px = 0; px < H * W; ++px) {
+        std::fill(base + px * C, base + px * C + nc, (T)0);
+      }
       for (int64_t gi = groups.offset[b]; gi < groups.offset[b + 1]; ++gi) {
         const int64_t n = groups.list[gi];
         const AlignGeom<T>& g = geo[n];
@@ -486,11 +490,12 @@ at::Tensor roi_align_backward_cpu(
   check_backward_inputs("roi_align_backward", grad, rois, pooled_height, pooled_width, channels);
   const int64_t K = rois.size(0);
   const bool cl = is_channels_last(grad);
-  at::Tensor gin = at::zeros({batch_size, channels, height, width},
+  // every element is zeroed by the worker that owns it (see the kernels)
+  at::Tensor gin = at::empty({batch_size, channels, height, width},
       grad.options().memory_format(
           cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
   if (grad.numel() == 0 || gin.numel() == 0) {
-    return gin;
+    return gin.zero_();
   }
   auto rois_c = rois.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(),

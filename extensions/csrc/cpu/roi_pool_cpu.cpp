@@ -240,11 +240,12 @@ at::Tensor roi_pool_backward_cpu(
   const int64_t K = rois.size(0), C = channels, H = height, W = width;
   const int64_t PH = pooled_height, PW = pooled_width, B = batch_size;
   const bool cl = is_channels_last(grad);
-  at::Tensor gin = at::zeros({B, C, H, W},
+  // every element is zeroed by the worker that owns it (see below)
+  at::Tensor gin = at::empty({B, C, H, W},
       grad.options().memory_format(
           cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
   if (grad.numel() == 0 || gin.numel() == 0) {
-    return gin;
+    return gin.zero_();
   }
   auto rois_c = rois.contiguous();
   const int64_t gsn = grad.stride(0), gsc = grad.stride(1), gsh = grad.stride(2),
@@ -263,6 +264,7 @@ at::Tensor roi_pool_backward_cpu(
             for (int64_t p = p0; p < p1; ++p) {
               const int64_t c = p / B, b = p % B;
               scalar_t* plane = gi + (b * C + c) * H * W;
+              std::fill(plane, plane + H * W, (scalar_t)0);
               for (int64_t q = groups.offset[b]; q < groups.offset[b + 1]; ++q) {
                 const int64_t n = groups.list[q];
                 const scalar_t* go = g + n * gsn + c * gsc;
@@ -286,6 +288,9 @@ at::Tensor roi_pool_backward_cpu(
               const int64_t cb = u / B, b = u % B;
               const int64_t c0 = cb * CB, c1 = std::min(C, c0 + CB);
               scalar_t* base = gi + b * H * W * C;
+              for (int64_t px = 0; px < H * W; ++px) {
+                std::fill(base + px * C + c0, base + px * C + c1, (scalar_t)0);
+              }
               for (int64_t q = groups.offset[b]; q < groups.offset[b + 1]; ++q) {
                 const int64_t n = groups.list[q];
                 for (int64_t ph = 0; ph < PH; ++ph) {
