@@ -174,6 +174,11 @@ def machine_description(device):
     lines.append(f"- CPU: {model}, nproc={nproc}, torch threads={torch.get_num_threads()}")
     lines.append(f"- torch {torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}")
     lines.append(f"- torchcv.ops backend: {ops.backend()}")
+    try:
+        la = os.getloadavg()
+        lines.append(f"- load average at start: {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (other jobs share the CPU when > nproc)")
+    except OSError:
+        pass
     if device.type == "cuda":
         lines.append(f"- GPU: {torch.cuda.get_device_name(device)}")
     return "\n".join(lines)
