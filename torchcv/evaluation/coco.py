@@ -106,7 +106,8 @@ class CocoEvaluator:
                 ev.evaluate()
                 ev.accumulate()
                 ev.summarize()
-            metrics.update({f"{iou_type}_{n}": float(max(v, 0.0)) for n, v in zip(STAT_NAMES, ev.stats)})
+            # -1 (COCO convention) where a slice has no ground truth, e.g. APl without large objects
+            metrics.update({f"{iou_type}_{n}": float(v) for n, v in zip(STAT_NAMES, ev.stats)})
             if self.classwise:
                 prec = ev.eval["precision"]  # [iou, recall, class, area, maxdets]
                 per = {}
