@@ -63,6 +63,11 @@ def test_evaluator_process_report_write(tmp_path):
     assert im.mode == "P" and im.size == (6, 3)
     assert np.array(im.convert("RGB"))[0, 0].tolist() == [255, 0, 0]
     assert os.path.isfile(tmp_path / "per_class_iou.txt")
+    # a resized evaluation pipeline: predictions go back to the original image size
+    ev2 = SegEvaluator(_DS(), keep_predictions=True)
+    ev2.process(logits[:1], target[:1], [{"path": "/x/im2.jpg", "size": (4, 6), "ori_size": (2, 3)}])
+    ev2.write(str(tmp_path))
+    assert np.array(Image.open(tmp_path / "im2.png")).tolist() == [[1, 1, 0], [1, 1, 0]]
 
 
 def _task(**test):

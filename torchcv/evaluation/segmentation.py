@@ -5,7 +5,7 @@ The matrix (rows = ground truth, columns = prediction) is accumulated per batch 
 Metrics (fractions in [0, 1]): ``mIoU`` (mean over classes present in the ground truth or the
 predictions), ``aAcc`` (pixel accuracy), ``mAcc`` (mean per-class recall), ``fwIoU``
 (frequency-weighted IoU). ``report()`` gives the per-class table; ``write(out_dir)`` saves colour
-PNG predictions (palette PNGs) when predictions were kept (test mode).
+PNG predictions (palette PNGs, at each image's original size) when predictions were kept (test mode).
 """
 from __future__ import annotations
 
@@ -76,10 +76,17 @@ class SegEvaluator:
         cm = confusion_matrix(pred, targets, self.num_classes, self.ignore_index)
         self.cm += cm.cpu()
         if self.keep_predictions:
-            for p, t, m in zip(pred, targets, metas):
-                # crop away collate padding (marked 255 in the target beyond the original size)
+            for logit, p, m in zip(outputs, pred, metas):
+                # crop away collate padding, and return to the original image size when the
+                # evaluation pipeline resized the image
                 h, w = m.get("size", p.shape[-2:])
-                self.predictions.append((os.path.basename(m["path"]), p[:h, :w].to(torch.uint8).cpu().numpy()))
+                ori = tuple(m.get("ori_size", (h, w)))
+                if ori != (h, w):
+                    p = F.interpolate(logit[None, :, :h, :w].float(), size=ori, mode="bilinear",
+                                      align_corners=False)[0].argmax(0)
+                else:
+                    p = p[:h, :w]
+                self.predictions.append((os.path.basename(m["path"]), p.to(torch.uint8).cpu().numpy()))
 
     def compute(self) -> Dict[str, float]:
         device = torch.device("cuda", torch.cuda.current_device()) if dist.is_dist() and torch.cuda.is_available() \
