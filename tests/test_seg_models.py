@@ -58,9 +58,9 @@ def test_key_map_is_total_and_config_model_matches_builder():
 
 
 @pytest.mark.parametrize("head", [
-    {"type": "PSPHead", "in_channels": 64, "num_classes": 3, "channels": 32, "in_key": "out"},
-    {"type": "DenseASPPHead", "in_channels": 64, "num_classes": 3, "mid_channels": 16, "growth": 8, "in_key": "out"},
-    {"type": "ASPPHead", "in_channels": 64, "num_classes": 3, "channels": 16, "rates": [2, 4, 6], "in_key": "out"},
+    {"type": "PSPHead", "in_channels": 512, "num_classes": 3, "channels": 32, "in_key": "out"},
+    {"type": "DenseASPPHead", "in_channels": 512, "num_classes": 3, "mid_channels": 16, "growth": 8, "in_key": "out"},
+    {"type": "ASPPHead", "in_channels": 512, "num_classes": 3, "channels": 16, "rates": [2, 4, 6], "in_key": "out"},
 ])
 def test_heads_train_and_eval(head):
     cfg = {"type": "EncoderDecoder",
@@ -82,12 +82,16 @@ def test_heads_train_and_eval(head):
 
 def test_output_stride_and_backbone_errors():
     from torchcv.models.segmentors.tap_backbone import LayerTapBackbone
-    bb = LayerTapBackbone("resnet18", {"layer4": "out"}, output_stride=16)
+    bb = LayerTapBackbone("resnet50", {"layer4": "out"}, output_stride=16)
     assert bb(torch.zeros(1, 3, 64, 64))["out"].shape[-1] == 4
     mb = LayerTapBackbone("mobilenet_v3_large", {"4": "low"}, output_stride=16, bn_momentum=0.1)
     assert {m.momentum for m in mb.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
     with pytest.raises(ConfigError, match="not children"):
         LayerTapBackbone("resnet18", {"layer9": "out"})
+    with pytest.raises(ConfigError, match="cannot be dilated|supports"):
+        LayerTapBackbone("vgg11", {"0": "out"}, output_stride=8)
+    with pytest.raises(ConfigError, match="bottleneck ResNet"):
+        LayerTapBackbone("resnet18", {"layer4": "out"}, output_stride=8)
     with pytest.raises(ConfigError, match="MobileNetV3 supports 16"):
         LayerTapBackbone("mobilenet_v3_large", {"16": "out"}, output_stride=8)
 

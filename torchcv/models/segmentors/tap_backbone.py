@@ -52,7 +52,11 @@ class LayerTapBackbone(nn.Module):
                 kwargs["dilated"] = True
             else:
                 raise ConfigError(f"LayerTapBackbone.output_stride: {arch} cannot be dilated; use 32")
-        net = build_torchvision_net(arch, 1000, pretrained, **kwargs)
+        try:
+            net = build_torchvision_net(arch, 1000, pretrained, **kwargs)
+        except NotImplementedError as e:  # e.g. ResNet-18/34 BasicBlocks cannot dilate
+            raise ConfigError(f"LayerTapBackbone: {arch} with output_stride={output_stride}: {e}; use 32 or a "
+                              f"bottleneck ResNet (resnet50/101)") from None
         children = _flatten(net)
         missing = [k for k in return_layers if k not in children]
         if missing:
