@@ -36,7 +36,7 @@ def tv_step(model, opt, x, t):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def our_step(model, opt, x, t):
@@ -45,7 +45,7 @@ def our_step(model, opt, x, t):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def bench_train(size: int, batch: int, repeats: int, warmup: int, num_classes: int = 21):
