@@ -117,9 +117,7 @@ class CocoEvaluator:
                     per[gt.cats[cat_id]["name"]] = (float(p[p > -1].mean()) if (p > -1).any() else float("nan"),
                                                     float(p50[p50 > -1].mean()) if (p50 > -1).any() else float("nan"))
                 self._per_class[iou_type] = per
-        if self._per_class and dist.is_main():
-            logger.info("per-class AP:\n%s", self.report())
-        return metrics
+        return metrics  # Task.evaluate logs report() once, on rank 0
 
     def report(self) -> str:
         lines = []
