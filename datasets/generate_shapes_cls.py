@@ -4,7 +4,7 @@
     python datasets/generate_shapes_cls.py --out data/shapes_cls [--seed 0] [--train 3000 --val 600 --test 600]
 
 Six classes of coloured shapes (circle, square, triangle, star, cross, ring) with random colour,
-size, rotation and position on cluttered gradient backgrounds, written as PNGs:
+size, rotation and position on noisy gradient backgrounds with faint clutter, written as 32x32 PNGs:
 ``<out>/{train,val,test}/<class>/<n>.png`` plus ``<out>/{train,val,test}.txt`` ("path label").
 """
 from __future__ import annotations
@@ -26,11 +26,11 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
     if rng.random() < 0.5:
         img = img.transpose(1, 0, 2)
     img = np.ascontiguousarray(np.broadcast_to(img, (size, size, 3)))
-    for _ in range(rng.integers(2, 7)):  # clutter: thin lines and small blobs
-        color = tuple(int(x) for x in rng.integers(0, 256, 3))
-        p1, p2 = tuple(int(x) for x in rng.integers(0, size, 2)), tuple(int(x) for x in rng.integers(0, size, 2))
-        cv2.line(img, p1, p2, color, 1, cv2.LINE_AA)
-    img += rng.normal(0, 8, img.shape).astype(np.float32)
+    for _ in range(rng.integers(0, 3)):  # clutter: small faint blobs (lines would mimic shape edges)
+        color = img[0, 0] * 0.7 + rng.integers(0, 256, 3) * 0.3
+        c = tuple(int(x) for x in rng.integers(0, size, 2))
+        cv2.circle(img, c, int(rng.integers(1, 3)), tuple(float(x) for x in color), -1)
+    img += rng.normal(0, 6, img.shape).astype(np.float32)
     return img
 
 
@@ -45,7 +45,7 @@ def polygon(cx, cy, r, n, rot, inner=None):
 
 def draw(img: np.ndarray, cls: str, rng: np.random.Generator) -> None:
     size = img.shape[0]
-    r = rng.uniform(0.14, 0.3) * size
+    r = rng.uniform(0.25, 0.4) * size
     cx, cy = rng.uniform(r, size - r, 2)
     rot = rng.uniform(0, 2 * math.pi)
     bg = img[int(cy), int(cx)]
@@ -75,7 +75,7 @@ def draw(img: np.ndarray, cls: str, rng: np.random.Generator) -> None:
             cv2.fillPoly(img, [pts], color, cv2.LINE_AA)
 
 
-def generate(out: str, seed: int = 0, counts=(("train", 3000), ("val", 600), ("test", 600)), size: int = 64) -> None:
+def generate(out: str, seed: int = 0, counts=(("train", 3000), ("val", 600), ("test", 600)), size: int = 32) -> None:
     for split_i, (split, n) in enumerate(counts):
         rng = np.random.default_rng([seed, split_i])
         lines = []
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=3000)
     ap.add_argument("--val", type=int, default=600)
     ap.add_argument("--test", type=int, default=600)
-    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--size", type=int, default=32)
     a = ap.parse_args()
     tmp = a.out.rstrip("/") + ".partial"
     import shutil

@@ -70,7 +70,7 @@ def test_bf16_amp_accumulation_clipping_and_ema(tmp_path, shapes_cls):
     differs = any(not torch.equal(ck["ema"][k], ck["model"][k]) for k in ck["model"] if k.endswith("weight"))
     assert differs
     # 7 iterations with accumulate=2 -> optimizer steps at 2, 4, 6 and the last iteration
-    assert ck["optimizer"]["state"][0]["momentum_buffer"] is not None
+    assert ck["optimizer"]["state"][0]["exp_avg"].abs().sum() > 0
 
 
 def test_fp16_on_cpu_is_a_clear_error(tmp_path, shapes_cls):
@@ -112,5 +112,5 @@ def test_iteration_based_training_with_mid_epoch_checkpoints(tmp_path, shapes_cl
     t.train()
     ck = load_checkpoint(str(tmp_path / "wd" / "checkpoints" / "iter_10.pth"))
     assert ck["meta"]["iter"] == 10 and ck["meta"]["epoch"] == 1 and ck["meta"]["inner_iter"] == 3
-    # the LR of the last iteration (index 9 of 10) under poly 0.9 from 0.1
-    assert math.isclose(t.current_lr(), 0.1 * (1 - 9 / 10) ** 0.9, rel_tol=1e-9)
+    # the LR of the last iteration (index 9 of 10) under poly 0.9 from the config's 0.004
+    assert math.isclose(t.current_lr(), 0.004 * (1 - 9 / 10) ** 0.9, rel_tol=1e-9)

@@ -18,7 +18,7 @@ from conftest import CLS_FAST, PY, ROOT, run
 
 CONFIG = "configs/cls/shapes/resnet18_shapes.yaml"
 # multistep does not depend on the run length, so "2 epochs, then resume to 4" is the same schedule
-SCHEDULE = ["lr_schedule.policy=multistep", "+lr_schedule.milestones=[3]", "optimizer.lr=0.05"]
+SCHEDULE = ["lr_schedule.policy=multistep", "+lr_schedule.milestones=[3]", "optimizer.lr=0.002"]
 
 
 def overrides(data, epochs):

@@ -82,7 +82,8 @@ class Task:
 
     # ---- evaluation -----------------------------------------------------------------------------
     def build_evaluator(self, dataset: Dataset, split: str):
-        ev_cfg = dict((self.cfg.get("test") or {}).get("evaluator") or {}) if split == "test" else {}
+        # the same evaluator options serve validation during training and test runs
+        ev_cfg = dict((self.cfg.get("test") or {}).get("evaluator") or {})
         ev_cfg.setdefault("type", self.default_evaluator)
         if ev_cfg["type"] is None:
             raise ConfigError(f"task {type(self).__name__} has no evaluator; set test.evaluator.type")
