@@ -15,6 +15,7 @@ import os
 import pickle
 import random
 import re
+from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -121,11 +122,16 @@ def extract_state_dict(obj: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         if key in obj and isinstance(obj[key], dict):
             obj = obj[key]
             break
-    sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    metadata = getattr(obj, "_metadata", None)  # module versions (e.g. MNASNet checks its own)
+    sd = OrderedDict((k, v) for k, v in obj.items() if isinstance(v, torch.Tensor))
     if not sd:
         raise CheckpointError("no tensors found in checkpoint: expected a model state_dict")
     if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = OrderedDict((k[len("module."):], v) for k, v in sd.items())
+        if metadata is not None:
+            metadata = OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in metadata.items())
+    if metadata is not None:
+        sd._metadata = metadata
     return sd
 
 
@@ -154,6 +160,8 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = False,
     if strict and (missing or unexpected or mismatched):
         raise CheckpointError(f"{path}: strict load failed; missing {missing[:5]}, unexpected {unexpected[:5]}, "
                               f"mismatched {mismatched[:5]}")
+    matched = OrderedDict(matched)
+    matched._metadata = getattr(sd, "_metadata", None) or getattr(own, "_metadata", None)
     model.load_state_dict(matched, strict=False)
     report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
     logger.info("loaded %d/%d tensors from %s", len(matched), len(own), path)
