@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="append a markdown row to this file")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
-    over = [f"train.max_epochs={a.epochs}", "+data.val=null", "train.plot=false", "data.num_workers=0",
+    over = [f"train.max_epochs={a.epochs}", "data.test=null", "+data.val=null", "train.plot=false", "data.num_workers=0",
             "train.log_interval=50"] + a.overrides
     cfg = load_config(a.config, over)
     if not os.path.isdir(cfg["data"]["root"]):
