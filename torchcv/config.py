@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import yaml
 

@@ -88,7 +88,7 @@ def all_registries() -> List[Registry]:
 def build_nested(value: Any, key: str, preferred: Optional[Registry] = None) -> Any:
     """Build every ``type`` dict inside ``value`` (dicts and lists are walked)."""
     if isinstance(value, dict):
-        if "type" in value and isinstance(value["type"], str) and not value.get("_lazy_", False):
+        if "type" in value and isinstance(value["type"], str):
             reg = find_registry(value["type"], preferred)
             if reg is None:
                 every = [n for r in _ALL_REGISTRIES for n in r.names()]

@@ -9,7 +9,6 @@ kill at any moment leaves either the previous state or the new one. Loading alwa
 from __future__ import annotations
 
 import glob
-import io
 import logging
 import os
 import pickle

@@ -18,7 +18,7 @@ import torch
 
 from ..registry import HOOKS
 from . import dist
-from .logger import bar, format_duration, logger, metrics_table
+from .logger import bar, format_duration, logger
 
 
 class Hook:
@@ -226,6 +226,3 @@ class PlotHook(Hook):
             paths = plot_curves(trainer.work_dir)
             logger.info("plots: %s", ", ".join(os.path.relpath(p) for p in paths))
 
-
-def log_metrics(trainer_or_none, metrics: Dict[str, float], title: str) -> None:
-    logger.info(metrics_table({k: v for k, v in metrics.items() if "/" not in k}, title))

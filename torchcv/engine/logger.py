@@ -116,3 +116,8 @@ class MetricsWriter:
         if self.tb is not None:
             self.tb.flush()
             self.tb.close()
+
+
+def log_metrics(metrics: Dict[str, float], title: str) -> None:
+    """The headline metrics as a table (per-class entries, named 'x/y', go to the task's report)."""
+    logger.info(metrics_table({k: v for k, v in metrics.items() if "/" not in k}, title))

@@ -23,8 +23,8 @@ from . import dist
 from .checkpoint import (CheckpointError, find_resume_checkpoint, list_checkpoints, load_checkpoint, load_weights,
                          rng_state, save_checkpoint, set_pointer, set_rng_state, unwrap)
 from .fileio import atomic_write_text
-from .hooks import Hook, log_metrics
-from .logger import MetricsWriter, ProgressBar, logger, setup_logging
+from .hooks import Hook
+from .logger import MetricsWriter, ProgressBar, log_metrics, logger, setup_logging
 from .optim import ModelEMA, build_lr_scheduler, build_optimizer
 
 
@@ -385,7 +385,7 @@ class Trainer:
                                      vis_dir=os.path.join(self.work_dir, "plots") if self.plot else None)
         self.model.train()
         if dist.is_main():
-            log_metrics(self, metrics, f"validation at epoch {self.epoch}, iteration {self.iter}")
+            log_metrics(metrics, f"validation at epoch {self.epoch}, iteration {self.iter}")
             self.metrics_writer.write({"mode": "val", "epoch": self.epoch, "iter": self.iter, **metrics}, self.iter, "val")
         self.last_metrics = metrics
         self.call("after_val", metrics)
@@ -407,7 +407,7 @@ class Trainer:
                                      autocast=self.autocast if self.amp else None)
         elapsed = time.perf_counter() - t0
         if dist.is_main():
-            log_metrics(self, metrics, f"{split} results for {checkpoint} ({len(loader.dataset)} images, {elapsed:.1f}s)")
+            log_metrics(metrics, f"{split} results for {checkpoint} ({len(loader.dataset)} images, {elapsed:.1f}s)")
             path = os.path.join(out_dir or self.work_dir, f"metrics_{split}.json")
             atomic_write_text(path, json.dumps({"checkpoint": checkpoint, "split": split, **metrics}, indent=1))
             logger.info("metrics written to %s", path)

@@ -6,7 +6,7 @@ the model pads them. Training batches come from an aspect-ratio grouped batch sa
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, List
 
 import torch
 from torch.utils.data import DataLoader, Dataset
