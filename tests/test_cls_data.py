@@ -4,7 +4,7 @@ import torch
 
 from torchcv.config import load_config
 from torchcv.engine.trainer import Trainer
-from torchcv.registry import DATASETS, TRANSFORMS
+from torchcv.registry import DATASETS
 
 
 def test_list_file_dataset_matches_folder_dataset(shapes_cls):

@@ -1,7 +1,6 @@
 """Classification end to end through the run script: train -> resume -> val -> test."""
 import csv
 import json
-import os
 
 import pytest
 

@@ -4,8 +4,8 @@ import torch
 import torchvision
 
 from torchcv.models.backbones import FeatureBackbone
-from torchcv.models.backbones.torchvision_nets import ARCHS
-from torchcv.registry import BACKBONES, MODELS
+from torchcv.models.backbones.torchvision_nets import ARCH_NAMES
+from torchcv.registry import ARCHS, MODELS
 
 SEED_LIST = ["alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
              "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "squeezenet1_0", "squeezenet1_1",
@@ -16,9 +16,9 @@ SEED_LIST = ["alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_b
 
 
 def test_seed_list_is_registered():
-    assert sorted(SEED_LIST) == sorted(ARCHS)
+    assert sorted(SEED_LIST) == sorted(ARCH_NAMES)
     for a in SEED_LIST:
-        assert a in BACKBONES
+        assert a in ARCHS
 
 
 @pytest.mark.parametrize("arch", SEED_LIST)

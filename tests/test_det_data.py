@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -119,15 +118,17 @@ def test_grouped_sampler_resumable_and_grouped():
     s.set_epoch(2)
     full = list(s)
     assert len(full) == len(s) == 7
+    assert all(e == 2 for b in full for _, e in b)  # keys carry the epoch for per-sample random streams
+    full = [[i for i, _ in b] for b in full]
     assert sum(len(set(groups[i] for i in b)) == 1 for b in full) >= 6
     s.set_epoch(2)
     s.set_start(3)
-    assert list(s) == full[3:]
+    assert [[i for i, _ in b] for b in s] == full[3:]
     s.set_epoch(3)
-    assert list(s) != full
+    assert [[i for i, _ in b] for b in s] != full
     r0 = GroupedBatchSampler(groups, 2, seed=1, rank=0, world_size=2)
     r1 = GroupedBatchSampler(groups, 2, seed=1, rank=1, world_size=2)
-    a, b = [i for x in r0 for i in x], [i for x in r1 for i in x]
+    a, b = [i for x in r0 for i, _ in x], [i for x in r1 for i, _ in x]
     assert not set(a) & set(b) and len(r0) == len(r1)
 
 

@@ -1,5 +1,4 @@
 """VOC XML and PennFudan layouts, their COCO converters, and VOC mAP."""
-import json
 import os
 import subprocess
 import sys

@@ -1,13 +1,12 @@
-import subprocess
 import sys
 
 import pytest
 from torch import nn
 
 import torchcv  # noqa: F401
-from torchcv.registry import BACKBONES, MODELS, ConfigError, Registry
+from torchcv.registry import ARCHS, MODELS, ConfigError, Registry
 
-from conftest import ROOT, run
+from conftest import run
 
 
 def test_unknown_name_lists_close_names():
@@ -15,7 +14,7 @@ def test_unknown_name_lists_close_names():
         MODELS.build({"type": "ImageClasifier", "arch": "resnet18", "num_classes": 3})
     assert "ImageClassifier" in str(e.value)
     with pytest.raises(ConfigError, match="resnet18"):
-        BACKBONES.get("resnet81")
+        ARCHS.get("resnet81")
 
 
 def test_nested_build_and_unknown_argument():
@@ -44,8 +43,9 @@ def test_model_from_registry_has_head_for_num_classes():
 
 
 def test_list_models_cli():
-    out = run([sys.executable, "tools/list_models.py", "backbones"]).stdout
-    for name in ("resnet50", "mnasnet1_3", "inception_v3", "FeatureBackbone"):
+    out = run([sys.executable, "tools/list_models.py", "archs"]).stdout
+    for name in ("resnet50", "mnasnet1_3", "inception_v3"):
         assert name in out
+    assert "FeatureBackbone" in run([sys.executable, "tools/list_models.py", "backbones"]).stdout
     bad = run([sys.executable, "tools/list_models.py", "modles"], check=False)
     assert bad.returncode == 2 and "models" in bad.stderr

@@ -6,7 +6,6 @@ import pickle
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -61,8 +60,9 @@ def test_resume_gives_identical_weights_and_losses(tmp_path, shapes_cls, straigh
     assert_same_weights(final_weights(straight), final_weights(tmp_path))
     assert train_losses(straight) == train_losses(tmp_path)
     ckpt = load_checkpoint(os.path.join(tmp_path, "checkpoints", "epoch_4.pth"))
-    for key in ("model", "optimizer", "scheduler", "scaler", "rng", "meta", "config"):
+    for key in ("model", "optimizers", "scaler", "ema", "task", "hooks", "rng", "meta", "config"):
         assert key in ckpt
+    assert {"optimizer", "scheduler", "updates", "pending_grads"} <= set(ckpt["optimizers"]["default"])
     assert ckpt["meta"]["epoch"] == 4 and ckpt["meta"]["iter"] == 4 * 7
 
 
@@ -75,7 +75,7 @@ SLOW_WRITER = r"""
 import sys, time
 sys.path.insert(0, {root!r})
 import torchcv.engine.checkpoint as ck
-from torchcv.engine import fileio
+from torchcv.utils import fileio
 def slow_atomic_write(path, write):
     import io
     buf = io.BytesIO(); write(buf); data = buf.getvalue()

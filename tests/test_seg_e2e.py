@@ -2,13 +2,12 @@
 train -> resume -> val -> test; checks losses, metrics and the written colour PNG predictions."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run
+from conftest import run
 
 SCRIPT = "scripts/seg/shapes/run_lraspp_mobilenet_shapes.sh"
 CI = ["data.batch_size=4", "data.val_batch_size=4", "data.num_workers=0", "data.train.transforms.1.size=48",
@@ -20,11 +19,9 @@ CI = ["data.batch_size=4", "data.val_batch_size=4", "data.num_workers=0", "data.
 def tiny(tmp_path):
     from datasets.generate_shapes_seg import generate
     generate(str(tmp_path / "data"), size=64, n_train=12, n_val=4, n_test=3, seed=1)
-    tag = f"pytest_{os.getpid()}"
-    work = os.path.join(ROOT, "work_dirs", "seg", "shapes", "lraspp_mobilenet", tag)
-    shutil.rmtree(work, ignore_errors=True)
-    yield {"TORCHCV_SHAPES_SEG": str(tmp_path / "data")}, tag, work
-    shutil.rmtree(work, ignore_errors=True)
+    tag = "pytest"
+    work = os.path.join(tmp_path, "work_dirs", "seg", "shapes", "lraspp_mobilenet", tag)
+    yield {"TORCHCV_SHAPES_SEG": str(tmp_path / "data"), "WORK_ROOT": str(tmp_path / "work_dirs")}, tag, work
 
 
 def _records(work):

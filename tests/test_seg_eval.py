@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 import torchcv  # noqa: F401
+from torchcv.config import load_config
 from torchcv.evaluation.segmentation import SegEvaluator, confusion_matrix, metrics_from_confusion
 from torchcv.registry import TASKS, ConfigError
 from torchcv.tasks.segmentation import slide_logits
@@ -52,7 +53,7 @@ def test_evaluator_process_report_write(tmp_path):
     target = torch.zeros(2, 4, 6, dtype=torch.long)
     target[:, :, :3] = 1
     target[1, 3:, :] = 255  # padding rows of the second (smaller) image
-    metas = [{"path": "/x/im0.jpg", "size": (4, 6)}, {"path": "/x/im1.jpg", "size": (3, 6)}]
+    metas = [{"path": "/x/im0.jpg", "input_size": (4, 6)}, {"path": "/x/im1.jpg", "input_size": (3, 6)}]
     ev.process(logits, target, metas)
     metrics = ev.compute()
     assert metrics["mIoU"] == 1.0 and set(metrics) == {"mIoU", "aAcc", "mAcc", "fwIoU"}
@@ -65,7 +66,7 @@ def test_evaluator_process_report_write(tmp_path):
     assert os.path.isfile(tmp_path / "per_class_iou.txt")
     # a resized evaluation pipeline: predictions go back to the original image size
     ev2 = SegEvaluator(_DS(), keep_predictions=True)
-    ev2.process(logits[:1], target[:1], [{"path": "/x/im2.jpg", "size": (4, 6), "ori_size": (2, 3)}])
+    ev2.process(logits[:1], target[:1], [{"path": "/x/im2.jpg", "input_size": (4, 6), "orig_size": (2, 3)}])
     ev2.write(str(tmp_path))
     assert np.array(Image.open(tmp_path / "im2.png")).tolist() == [[1, 1, 0], [1, 1, 0]]
 
@@ -93,15 +94,15 @@ def test_slide_and_multiscale_flip_inference():
 def test_task_config_errors_collate_and_compat():
     with pytest.raises(ConfigError, match="crop_size"):
         _task(mode="slide")
-    with pytest.raises(ConfigError, match="unknown key"):
-        _task(flips=True)
+    with pytest.raises(ConfigError, match=r"unknown config key 'test.flips'.*'flip'"):
+        load_config("configs/seg/shapes/lraspp_mobilenet_v3_large_shapes.yaml", ["+test.flips=true"])
     t = _task()
     items = [(torch.ones(3, 4, 5), torch.ones(4, 5, dtype=torch.long), {"index": 0, "path": "a"}),
              (torch.ones(3, 6, 3), torch.zeros(6, 3, dtype=torch.long), {"index": 1, "path": "b"})]
     im, tg, metas = t.collate(items)
     assert im.shape == (2, 3, 6, 5) and tg.shape == (2, 6, 5)
     assert (tg[0, 4:] == 255).all() and (tg[1, :, 3:] == 255).all() and im[1, :, :, 3:].abs().sum() == 0
-    assert metas[1]["size"] == (6, 3)
+    assert [m["path"] for m in metas] == ["a", "b"]  # metas pass through (the dataset sets input_size)
 
     class M(torch.nn.Module):
         num_classes = 5

@@ -1,7 +1,12 @@
 #!/usr/bin/env python
-"""Run a trained detector on an image or a folder of images and draw the predictions (PNG).
+"""Run a trained model on an image or a folder of images and draw its predictions (PNG), for any
+task: classification (top-k labels), segmentation (colour overlay), detection (boxes and masks).
 
-    python tools/demo.py CONFIG CHECKPOINT INPUT [--out-dir work_dirs/demo] [--score-thr 0.5] [--device cpu]
+    python tools/demo.py CONFIG CHECKPOINT INPUT [--out-dir work_dirs/demo] [--score-thr 0.5]
+        [--split val] [--device cpu] [key=value ...]
+
+The image goes through the evaluation transforms of ``--split``'s dataset (resize, normalisation);
+class names and colours come from that dataset when its files exist, otherwise labels are numbers.
 """
 from __future__ import annotations
 
@@ -9,13 +14,9 @@ import argparse
 import os
 import sys
 
-import cv2
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from browse_dataset import draw_instances, save_rgb  # noqa: E402  (same folder)
 
-EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+from torchcv.data.image_io import IMG_EXTENSIONS  # noqa: E402
 
 
 def main(argv=None):
@@ -24,44 +25,54 @@ def main(argv=None):
     ap.add_argument("checkpoint")
     ap.add_argument("input", help="an image file or a folder of images")
     ap.add_argument("--out-dir", default="work_dirs/demo")
-    ap.add_argument("--score-thr", type=float, default=0.5)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--classes", nargs="*", default=None, help="class names (default: from the val dataset)")
+    ap.add_argument("--score-thr", type=float, default=0.5, help="detection: draw boxes scoring at least this")
+    ap.add_argument("--split", default="val", help="whose dataset gives the transforms and class names")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--debug", action="store_true")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args(argv)
+    from torchcv.cli import _run
+    return _run(lambda _: demo(a), argv, a.debug)
+
+
+def demo(a) -> int:
+    import logging
+
+    import torch
+
+    import torchcv  # noqa: F401
     from torchcv.config import load_config
-    from torchcv.engine.checkpoint import load_weights
-    from torchcv.registry import MODELS
+    from torchcv.registry import TASKS
+    from torchcv.utils.errors import DataError, TorchCVError
+    from torchcv.utils.weights import load_weights
+    from torchcv.visualization import save_rgb
+
     cfg = load_config(a.config, a.overrides)
-    model = MODELS.build(cfg["model"], key="model")
+    task = TASKS.get(cfg["task"])(cfg)
+    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = task.build_model()
     load_weights(model, a.checkpoint)
-    model.to(a.device).eval()
-    names = a.classes
-    if names is None:
+    model.to(device).eval()
+    dataset = None
+    if task.has_split(a.split):
         try:
-            from torchcv.registry import TASKS
-            names = TASKS.get(cfg["task"])(cfg).build_dataset("val").classes
-        except Exception:  # no dataset on this machine: numeric labels
-            names = None
-    files = ([os.path.join(a.input, f) for f in sorted(os.listdir(a.input)) if f.lower().endswith(EXTS)]
-             if os.path.isdir(a.input) else [a.input])
+            dataset = task.build_dataset(a.split)
+        except TorchCVError as e:  # the dataset is not on this machine: plain inputs, numeric labels
+            logging.getLogger("torchcv").warning("no %s dataset (%s): using the image as it is", a.split, e)
+    if os.path.isdir(a.input):
+        files = [os.path.join(a.input, f) for f in sorted(os.listdir(a.input)) if f.lower().endswith(IMG_EXTENSIONS)]
+    else:
+        files = [a.input]
     if not files:
-        raise SystemExit(f"no images found in {a.input}")
+        raise DataError(f"no images found in {a.input} (extensions {', '.join(IMG_EXTENSIONS)})")
     for path in files:
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise SystemExit(f"cannot read image {path}")
-        rgb = bgr[:, :, ::-1].copy()
-        x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).to(a.device)
-        with torch.no_grad():
-            out = model([x])[0]
-        keep = out["scores"] >= a.score_thr
-        drawn = draw_instances(rgb, out["boxes"][keep], out["labels"][keep], names, scores=out["scores"][keep],
-                               masks=out["masks"][keep] if "masks" in out else None)
+        pred = task.predict_image(model, path, dataset, device)
+        picture = task.draw_prediction(pred["image"], pred["output"], pred["meta"], dataset, score_thr=a.score_thr)
         dst = os.path.join(a.out_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
-        save_rgb(dst, drawn)
-        print(f"{path}: {int(keep.sum())} detections -> {dst}")
+        save_rgb(dst, picture)
+        print(f"{path} -> {dst}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

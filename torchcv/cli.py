@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from typing import List, Optional
 
 from .config import load_config
 from .registry import ConfigError
+from .utils.errors import CheckpointError, TorchCVError
 
 
 def _common(ap: argparse.ArgumentParser, with_config: bool = True) -> None:
@@ -17,6 +19,7 @@ def _common(ap: argparse.ArgumentParser, with_config: bool = True) -> None:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--deterministic", action="store_true", default=None)
     ap.add_argument("--amp", choices=["fp16", "bf16"], default=None, help="mixed precision (bf16 on CPU)")
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_epochs=20")
 
 
@@ -25,17 +28,42 @@ def _work_dir(args, cfg) -> str:
         "work_dirs", os.path.splitext(os.path.basename(args.config))[0])
 
 
-def _run(fn, argv):
+def error_message(e: BaseException) -> str:
+    """One line for an error a user caused. Errors raised in a DataLoader worker arrive with the
+    worker's traceback inside their message: keep only the original message."""
+    text = str(e)
+    if "Original Traceback" in text:
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        name = type(e).__name__
+        for ln in reversed(lines):
+            head, sep, rest = ln.partition(": ")
+            if sep and (head == name or head.endswith("." + name)):
+                text = rest
+                break
+    return text
+
+
+def _run(fn, argv, debug: bool = False) -> int:
+    """Errors a user can cause (config, data, checkpoint, non-finite loss, full disk) print one line
+    naming the file / key / value and the fix; ``--debug`` shows the traceback instead."""
     try:
         return fn(argv)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # CheckpointError, CorruptImageError, FloatingPointError: short message, no traceback
-        from .engine.checkpoint import CheckpointError
-        from .data.datasets.image_io import CorruptImageError
-        if isinstance(e, (CheckpointError, CorruptImageError, FloatingPointError, FileNotFoundError)):
-            print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted: the last complete checkpoint is intact; continue with --resume (run script: resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug:
+            raise
+        if isinstance(e, ConfigError):
+            print(f"config error: {error_message(e)}", file=sys.stderr)
+            return 2
+        if isinstance(e, (TorchCVError, FloatingPointError)):
+            print(f"error: {error_message(e)}", file=sys.stderr)
+            return 1
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"error: disk full while writing {e.filename or 'output'} ({e.strerror}); earlier checkpoints "
+                  f"are intact. Free some space and continue with --resume.", file=sys.stderr)
             return 1
         raise
 
@@ -54,14 +82,14 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     def go(_):
         import torchcv  # noqa: F401  (fills the registries)
         from .engine.trainer import Trainer
-        from .engine import dist
+        from .utils import dist
         cfg = load_config(args.config, args.overrides)
         trainer = Trainer(cfg, _work_dir(args, cfg), resume=args.resume, load_from=args.load_from,
                           seed=args.seed, deterministic=args.deterministic, amp=args.amp)
         trainer.train()
         dist.cleanup()
         return 0
-    return _run(go, argv)
+    return _run(go, argv, args.debug)
 
 
 def test_main(argv: Optional[List[str]] = None) -> int:
@@ -76,13 +104,16 @@ def test_main(argv: Optional[List[str]] = None) -> int:
     def go(_):
         import torchcv  # noqa: F401
         from .engine.trainer import Trainer
-        from .engine import dist
+        from .utils import dist
+        if not os.path.isfile(args.checkpoint):
+            raise CheckpointError(f"checkpoint not found: {args.checkpoint}. Train first (run script: train), or "
+                                  f"give the path of a checkpoint / weights file")
         cfg = load_config(args.config, args.overrides)
         trainer = Trainer(cfg, _work_dir(args, cfg), seed=args.seed, deterministic=args.deterministic, amp=args.amp)
         trainer.test(args.checkpoint, split=args.split, out_dir=args.out_dir)
         dist.cleanup()
         return 0
-    return _run(go, argv)
+    return _run(go, argv, args.debug)
 
 
 def list_main(argv: Optional[List[str]] = None) -> int:

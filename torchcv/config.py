@@ -1,53 +1,102 @@
-"""YAML configs: ``_base_`` inheritance, ``${a.b}`` interpolation, ``a.b=value`` overrides, schema checks.
+"""YAML configs: ``_base_`` inheritance, ``${a.b}`` interpolation, ``a.b=value`` overrides, and one
+owner per section.
 
 Order of operations (so no value is ever stale): load the file and its bases recursively and merge
-(dicts merge, lists replace, ``_delete_: true`` replaces a dict) -> apply command-line overrides ->
-resolve ``${...}`` references on the fully merged tree -> validate against the schema.
+(dicts merge, lists replace, ``_delete_: true`` replaces a dict) -> import ``custom_imports`` ->
+find the owners (the trainer and the config's task) and fill in their defaults -> apply
+command-line overrides -> resolve ``${...}`` references on the fully merged tree -> validate every
+key against the schema its owner declared.
+
+Each owner declares its keys with ``Key`` (types, default, allowed range) in a plain dict, nested
+for sections. A key that no owner declares is an error naming the file and close names: a key
+meant for another task is never silently ignored. Sections passed to a constructor (``model``, the
+dataset sections, ``optimizer`` ...) are declared ``free``: the constructor's signature checks them
+when they are built.
 """
 from __future__ import annotations
 
 import copy
 import os
 import re
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
 from .registry import ConfigError, did_you_mean
 
-# Every top-level key, and for the sections the trainer reads, every key with its accepted types.
-# Sections that are passed to constructors (model, datasets, optimizer ...) are checked by the
-# constructor's signature when built instead.
 NoneType = type(None)
-SCHEMA: Dict[str, Any] = {
-    "task": str,
-    "model": dict,
-    "data": {
-        "root": (str, NoneType), "batch_size": int, "val_batch_size": (int, NoneType),
-        "num_workers": int, "pin_memory": bool, "persistent_workers": bool,
-        "train": (dict, NoneType), "val": (dict, NoneType), "test": (dict, NoneType),
-        "sampler": (dict, NoneType), "skip_corrupt": bool, "collate": (str, NoneType),
-    },
-    "optimizer": dict,
-    "lr_schedule": dict,
-    "train": {
-        "by": str, "max_epochs": (int, NoneType), "max_iters": (int, NoneType),
-        "val_interval": int, "checkpoint_interval": int, "keep_checkpoints": int,
-        "log_interval": int, "amp": (str, NoneType), "grad_clip": (float, int, NoneType),
-        "accumulate": int, "ema": (float, NoneType), "sync_bn": bool,
-        "find_unused_parameters": bool, "save_best": bool, "plot": bool, "val_at_end": bool,
-    },
-    "evaluation": {"metric": (str, NoneType), "rule": str, "topk": (list, NoneType)},
-    "test": (dict, NoneType),
-    "custom_hooks": list,
-    "seed": (int, NoneType),
-    "deterministic": bool,
-    "work_dir": (str, NoneType),
-    "load_from": (str, NoneType),
-    "resume": (bool, str, NoneType),
-    "device": (str, NoneType),
-    "meta": (dict, NoneType),
-}
+_MISSING = object()
+DEFAULT = "<default>"
+
+
+class Key:
+    """One config key: accepted types (``None`` in ``types`` allows null), its default (omit for a
+    required key), and optional checks: ``min``/``max`` (inclusive), ``above`` (exclusive lower
+    bound), ``choices``. ``free=True``: a mapping whose contents this schema does not check."""
+
+    def __init__(self, types, default: Any = _MISSING, *, min: Optional[float] = None, max: Optional[float] = None,
+                 above: Optional[float] = None, choices: Optional[Sequence[Any]] = None, free: bool = False,
+                 doc: str = ""):
+        ts = types if isinstance(types, tuple) else (types,)
+        self.types = tuple(NoneType if t is None else t for t in ts)
+        self.default = default
+        self.min, self.max, self.above, self.choices = min, max, above, choices
+        self.free = free
+        self.doc = doc
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+    def type_names(self) -> str:
+        return " or ".join("null" if t is NoneType else t.__name__ for t in self.types)
+
+    def check(self, path: str, value: Any, src: str) -> None:
+        ok = isinstance(value, self.types) and not (isinstance(value, bool) and bool not in self.types)
+        if float in self.types and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(f"config key '{path}' (in {src}) must be {self.type_names()}, "
+                              f"got {type(value).__name__} {value!r}")
+        if self.choices is not None and value not in self.choices:
+            shown = ", ".join("null" if c is None else str(c) for c in self.choices)
+            raise ConfigError(f"config key '{path}' (in {src}): {value!r} is not one of {shown}."
+                              f"{did_you_mean(str(value), [str(c) for c in self.choices if c is not None])}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.min is not None and value < self.min:
+                raise ConfigError(f"config key '{path}' (in {src}) must be >= {self.min}, got {value}")
+            if self.max is not None and value > self.max:
+                raise ConfigError(f"config key '{path}' (in {src}) must be <= {self.max}, got {value}")
+            if self.above is not None and value <= self.above:
+                raise ConfigError(f"config key '{path}' (in {src}) must be > {self.above}, got {value}")
+
+
+Schema = Dict[str, Any]  # name -> Key, or name -> nested Schema (a section)
+
+
+def merge_schemas(*schemas: Schema) -> Schema:
+    """One schema from several owners; a key declared by two owners is a programming error."""
+    out: Schema = {}
+    for s in schemas:
+        for k, v in s.items():
+            if k in out:
+                if isinstance(out[k], dict) and isinstance(v, dict):
+                    out[k] = merge_schemas(out[k], v)
+                    continue
+                raise AssertionError(f"config key '{k}' is declared by two owners")
+            out[k] = v
+    return out
+
+
+def schema_defaults(schema: Schema) -> dict:
+    out = {}
+    for k, v in schema.items():
+        if isinstance(v, dict):
+            out[k] = schema_defaults(v)
+        elif not v.required:
+            out[k] = copy.deepcopy(v.default)
+    return out
+
 
 _REF = re.compile(r"\$\{([^}]+)\}")
 COMMAND_LINE = "<command line>"
@@ -177,8 +226,9 @@ def apply_override(cfg: dict, key: str, value: Any, origin: Dict[str, str]) -> N
             node[part] = value
             _record(origin, here, value, COMMAND_LINE)
         else:
-            if part not in node:
+            if part not in node or (create and node[part] is None):
                 node[part] = {}
+                origin[here] = COMMAND_LINE
             node = node[part]
 
 
@@ -220,31 +270,41 @@ def _resolve(cfg: dict) -> dict:
     return walk(cfg, ())
 
 
-def _type_names(t) -> str:
-    ts = t if isinstance(t, tuple) else (t,)
-    return " or ".join("null" if x is NoneType else x.__name__ for x in ts)
+def fill_defaults(tree: dict, schema: Schema, origin: Dict[str, str], prefix: str = "") -> dict:
+    """Add every declared default that the config does not set (recorded as coming from <default>)."""
+    out = dict(tree)
+    for k, spec in schema.items():
+        path = f"{prefix}{k}"
+        if isinstance(spec, dict):
+            if k not in out:
+                out[k] = {}
+                origin.setdefault(path, DEFAULT)
+            if isinstance(out[k], dict):
+                out[k] = fill_defaults(out[k], spec, origin, path + ".")
+        elif k not in out and not spec.required:
+            out[k] = copy.deepcopy(spec.default)
+            _record(origin, path, out[k], DEFAULT)
+    return out
 
 
-def validate(cfg: dict, origin: Dict[str, str], schema: Dict[str, Any] = SCHEMA, prefix: str = "") -> None:
+def validate(cfg: dict, origin: Dict[str, str], schema: Schema, prefix: str = "", owners: str = "") -> None:
     for key, value in cfg.items():
         path = f"{prefix}{key}"
         src = origin.get(path, origin.get(prefix.rstrip("."), "?"))
         if key not in schema:
-            raise ConfigError(f"unknown config key '{path}' (in {src}).{did_you_mean(key, schema.keys())} "
-                              f"Known keys here: {', '.join(sorted(schema))}")
-        expected = schema[key]
-        if isinstance(expected, dict):
+            raise ConfigError(f"unknown config key '{path}' (in {src}): {owners or 'nothing'} reads it."
+                              f"{did_you_mean(str(key), schema.keys())} Known keys here: {', '.join(sorted(schema))}")
+        spec = schema[key]
+        if isinstance(spec, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key '{path}' (in {src}) must be a mapping, got {value!r}")
-            validate(value, origin, expected, path + ".")
+            validate(value, origin, spec, path + ".", owners)
             continue
-        types = expected if isinstance(expected, tuple) else (expected,)
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if float in types and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            raise ConfigError(f"config key '{path}' (in {src}) must be {_type_names(expected)}, "
-                              f"got {type(value).__name__} {value!r}")
+        spec.check(path, value, src)
+    for key, spec in schema.items():
+        if not isinstance(spec, dict) and spec.required and key not in cfg:
+            raise ConfigError(f"config key '{prefix}{key}' is missing ({spec.doc or spec.type_names()}); "
+                              f"set it in the config or with {prefix}{key}=...")
 
 
 class Config(dict):
@@ -260,14 +320,54 @@ class Config(dict):
         return yaml.safe_dump(dict(self), sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 
-def load_config(path: str, overrides: Sequence[str] = (), check_schema: bool = True) -> Config:
+def _peek(tree: dict, overrides: List[Tuple[str, Any]], key: str, default: Any = None) -> Any:
+    for k, v in overrides:
+        if k.lstrip("+") == key:
+            return v
+    return tree.get(key, default)
+
+
+def _import_custom(modules: Any, path: str) -> None:
+    from .utils.imports import import_custom_modules
+    if modules in (None, []):
+        return
+    if not isinstance(modules, list):
+        raise ConfigError(f"custom_imports (in {path}) must be a list of module names or .py paths, got {modules!r}")
+    try:
+        import_custom_modules(modules, os.path.dirname(os.path.abspath(path)))
+    except ImportError as e:
+        raise ConfigError(f"{e} (in {path})") from None
+    except Exception as e:  # an error inside the user's module: say where, keep it one line
+        raise ConfigError(f"custom_imports (in {path}): importing {modules} failed: {type(e).__name__}: {e}") from e
+
+
+def owner_schema(task: Any, path: str) -> Tuple[Schema, str]:
+    """The schema of a config for ``task``: what the trainer declares plus what the task declares."""
+    from .engine.trainer import Trainer
+    from .registry import TASKS
+    if not isinstance(task, str) or not task:
+        raise ConfigError(f"{path}: the config names no task (add e.g. 'task: classification'; "
+                          f"tasks: {', '.join(TASKS.names())})")
+    task_cls = TASKS.get(task)
+    return merge_schemas(Trainer.schema(), task_cls.schema()), f"neither the {task} task nor the trainer"
+
+
+def load_config(path: str, overrides: Sequence[str] = (), check_schema: bool = True) -> "Config":
+    """Load ``path`` with its bases, defaults and ``overrides``; with ``check_schema`` every key must
+    have an owner (turn it off only to test the file mechanics)."""
     origin: Dict[str, str] = {}
     tree = _load_tree(path, origin, ())
-    for key, value in parse_overrides(overrides):
+    parsed = parse_overrides(overrides)
+    schema, owners = None, ""
+    if check_schema:
+        _import_custom(_peek(tree, parsed, "custom_imports"), path)
+        schema, owners = owner_schema(_peek(tree, parsed, "task"), path)
+        tree = fill_defaults(tree, schema, origin)
+    for key, value in parsed:
         apply_override(tree, key, value, origin)
     tree = _resolve(tree)
-    if check_schema:
-        validate(tree, origin)
+    if schema is not None:
+        validate(tree, origin, schema, owners=owners)
     cfg = Config(tree)
     cfg.filename = path
     cfg.origin = origin
@@ -282,5 +382,5 @@ def config_from_text(text: str, filename: str = "<checkpoint>") -> Config:
 
 
 def save_config(cfg: dict, path: str) -> None:
-    from .engine.fileio import atomic_write_text
+    from .utils.fileio import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(dict(cfg), sort_keys=False, default_flow_style=None, allow_unicode=True))

@@ -1,4 +1,4 @@
-"""Flat, eager registries (DESIGN principle 2).
+"""Flat, eager registries (docs/architecture.md, principle 2).
 
 A config's ``type:`` names a registered class or function. ``Registry.build`` builds a config dict
 recursively: every nested dict (or list item) that has a ``type`` key is built first, so
@@ -12,8 +12,7 @@ import inspect
 from typing import Any, Callable, Dict, List, Optional
 
 
-class ConfigError(ValueError):
-    """A config is wrong: the message names the key, the value, the file when known, and the fix."""
+from .utils.errors import ConfigError  # noqa: F401  (re-exported: most callers import it from here)
 
 
 _ALL_REGISTRIES: List["Registry"] = []
@@ -138,7 +137,8 @@ def check_arguments(target: Callable, kwargs: dict, where: str) -> None:
 
 
 MODELS = Registry("models")          # whole models: classifiers, detectors, segmentors, GANs
-BACKBONES = Registry("backbones")
+ARCHS = Registry("archs")            # whole networks by architecture name (resnet18, mobilenet_v2 ...)
+BACKBONES = Registry("backbones")    # feature extractors: a network's intermediate feature maps
 NECKS = Registry("necks")
 HEADS = Registry("heads")
 LOSSES = Registry("losses")

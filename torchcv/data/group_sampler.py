@@ -1,15 +1,14 @@
 """Aspect-ratio grouped batch sampler: each batch holds images of one aspect-ratio bin, so padding
-variable-sized images into a batch wastes little. Deterministic by (seed, epoch), sharded across
-ranks like TrainSampler, and resumable mid-epoch (``set_start`` counts batches)."""
+variable-sized images into a batch wastes little. A resumable batch sampler (see samplers.py):
+deterministic by (seed, epoch), sharded across ranks, resumable mid-epoch."""
 from __future__ import annotations
 
 import bisect
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, List, Sequence
 
 import torch
-from torch.utils.data import Sampler
 
-from ..engine import dist
+from .samplers import ResumableBatchSampler
 
 
 def aspect_ratio_bins(ratios: Sequence[float], group_factor: int = 3) -> List[int]:
@@ -21,33 +20,17 @@ def aspect_ratio_bins(ratios: Sequence[float], group_factor: int = 3) -> List[in
     return [bisect.bisect_right(edges, r) for r in ratios]
 
 
-class GroupedBatchSampler(Sampler[List[int]]):
+class GroupedBatchSampler(ResumableBatchSampler):
     def __init__(self, groups: Sequence[int], batch_size: int, seed: int = 0, shuffle: bool = True,
                  rank: int | None = None, world_size: int | None = None):
+        super().__init__(seed, rank, world_size)
         self.groups = list(groups)
         self.batch_size = batch_size
-        self.seed, self.shuffle = seed, shuffle
-        self.rank = dist.get_rank() if rank is None else rank
-        self.world = dist.get_world_size() if world_size is None else world_size
+        self.shuffle = shuffle
         self.per_rank = -(-len(self.groups) // self.world)
-        self.epoch = 0
-        self.start = 0  # batches of this epoch already consumed (resume)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def set_start(self, n_batches: int) -> None:
-        self.start = n_batches
 
     def batches(self) -> List[List[int]]:
-        n = len(self.groups)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-            order = torch.randperm(n, generator=g).tolist()
-        else:
-            order = list(range(n))
-        order += order[: self.per_rank * self.world - n]
-        mine = order[self.rank::self.world]
+        mine = self.shard(len(self.groups), self.shuffle)
         buckets: Dict[int, List[int]] = {}
         out: List[List[int]] = []
         for i in mine:
@@ -57,14 +40,12 @@ class GroupedBatchSampler(Sampler[List[int]]):
                 out.append(b)
                 buckets[self.groups[i]] = []
         # leftovers of unfinished bins make mixed batches, in the shuffled order
-        rest = sorted((i for b in buckets.values() for i in b), key=mine.index)
+        position: Dict[int, int] = {}
+        for k, i in enumerate(mine):
+            position.setdefault(i, k)
+        rest = sorted((i for b in buckets.values() for i in b), key=position.__getitem__)
         out += [rest[k:k + self.batch_size] for k in range(0, len(rest) - self.batch_size + 1, self.batch_size)]
         return out
 
-    def __iter__(self) -> Iterator[List[int]]:
-        batches = self.batches()[self.start:]
-        self.start = 0
-        return iter(batches)
-
     def __len__(self) -> int:
-        return self.per_rank // self.batch_size - self.start
+        return self.per_rank // self.batch_size

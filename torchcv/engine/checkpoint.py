@@ -1,33 +1,36 @@
-"""Checkpoints that hold everything needed to continue, written atomically, loaded safely.
+"""Training checkpoints: everything needed to continue, written atomically, loaded safely.
 
 Layout in a work dir: ``checkpoints/epoch_N.pth`` or ``iter_N.pth``, ``best.pth`` and a
 ``last_checkpoint`` file holding the name of the newest complete checkpoint. Files are written
 with temp-file + fsync + rename, and the pointer is only moved after the file is complete, so a
 kill at any moment leaves either the previous state or the new one. Loading always uses
-``torch.load(weights_only=True)``: a checkpoint can hold tensors and plain data, never code.
+``torch.load(weights_only=True)``: a checkpoint holds tensors and plain data, never code.
+
+Format 2 (``format: 2``) holds ``model``, ``optimizers`` (per name: optimizer, LR schedule position,
+update count, gradients of a half-finished accumulation window), ``scaler``, ``ema``, ``task``
+(the task's own state, e.g. a GAN's image pools), ``hooks`` (per hook, e.g. the best metric so far
+and the logging window), ``meta`` (epoch, iteration, position in the epoch, versions), ``rng`` and
+the resolved ``config``. ``upgrade_checkpoint`` reads the first format (one ``optimizer`` and one
+``scheduler``, the best score in ``meta``).
 """
 from __future__ import annotations
 
 import glob
 import logging
 import os
-import pickle
-import random
 import re
-from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 
-from .fileio import atomic_write, atomic_write_text
+from ..utils.errors import CheckpointError
+from ..utils.fileio import atomic_write, atomic_write_text
+from ..utils.weights import extract_state_dict, load_checkpoint, load_weights, remap_keys, unwrap  # noqa: F401
 
 logger = logging.getLogger("torchcv")
 POINTER = "last_checkpoint"
-
-
-class CheckpointError(RuntimeError):
-    pass
+FORMAT = 2
+TRAINING_KEYS = ("model", "optimizers", "meta", "rng")
 
 
 def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
@@ -36,25 +39,6 @@ def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
 
 def set_pointer(ckpt_dir: str, name: str) -> None:
     atomic_write_text(os.path.join(ckpt_dir, POINTER), name + "\n")
-
-
-def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"refusing to load {path}: it contains Python objects that could execute code when unpickled "
-            f"({str(e).splitlines()[0][:200]}). Only load checkpoints from sources you trust; re-save the "
-            f"weights as a plain state_dict (torch.save(model.state_dict(), path)).") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: the file is truncated or corrupt ({str(e).splitlines()[0][:200]}). "
-            f"Delete it, or resume from an earlier checkpoint with --resume PATH.") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict or state_dict")
-    return obj
 
 
 def _ckpt_sort_key(path: str) -> Tuple[int, float]:
@@ -87,97 +71,24 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     return None
 
 
-def rng_state() -> Dict[str, Any]:
-    py_version, py_state, py_gauss = random.getstate()
-    np_state = np.random.get_state()
-    state = {
-        "python": [py_version, list(py_state), py_gauss],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
-                  int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    v, s, g = state["python"]
-    random.setstate((v, tuple(s), g))
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
-def extract_state_dict(obj: Dict[str, Any]) -> Dict[str, torch.Tensor]:
-    """Accept our checkpoints, ``{'state_dict': ...}``/``{'model': ...}`` wrappers and bare state_dicts."""
-    for key in ("model", "state_dict"):
-        if key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-            break
-    metadata = getattr(obj, "_metadata", None)  # module versions (e.g. MNASNet checks its own)
-    sd = OrderedDict((k, v) for k, v in obj.items() if isinstance(v, torch.Tensor))
-    if not sd:
-        raise CheckpointError("no tensors found in checkpoint: expected a model state_dict")
-    if all(k.startswith("module.") for k in sd):
-        sd = OrderedDict((k[len("module."):], v) for k, v in sd.items())
-        if metadata is not None:
-            metadata = OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in metadata.items())
-    if metadata is not None:
-        sd._metadata = metadata
-    return sd
-
-
-def load_weights(model: torch.nn.Module, path: str, strict: bool = False,
-                 key_map: Optional[Dict[str, str]] = None) -> Dict[str, List[str]]:
-    """Load weights only (``load_from``). Shape mismatches are skipped and reported.
-
-    Returns ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}``. Raises when nothing at
-    all matches: that is a checkpoint from another model.
-    """
-    sd = extract_state_dict(load_checkpoint(path))
-    if key_map:
-        sd = remap_keys(sd, key_map)
-    model = unwrap(model)
-    own = model.state_dict()
-    matched = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
-    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                  for k, v in sd.items() if k in own and own[k].shape != v.shape]
-    unexpected = [k for k in sd if k not in own]
-    missing = [k for k in own if k not in matched]
-    if not matched:
-        raise CheckpointError(
-            f"{path} does not fit this model ({type(model).__name__}): none of its {len(sd)} tensors match a "
-            f"parameter name and shape (e.g. checkpoint key '{next(iter(sd))}' vs model key '{next(iter(own))}'). "
-            f"Is it a checkpoint of another model? Check the config's model section or pass a key_map.")
-    if strict and (missing or unexpected or mismatched):
-        raise CheckpointError(f"{path}: strict load failed; missing {missing[:5]}, unexpected {unexpected[:5]}, "
-                              f"mismatched {mismatched[:5]}")
-    matched = OrderedDict(matched)
-    matched._metadata = getattr(sd, "_metadata", None) or getattr(own, "_metadata", None)
-    model.load_state_dict(matched, strict=False)
-    report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
-    logger.info("loaded %d/%d tensors from %s", len(matched), len(own), path)
-    for kind, keys in report.items():
-        if keys:
-            logger.warning("%s keys (%d): %s%s", kind, len(keys), ", ".join(keys[:8]), " ..." if len(keys) > 8 else "")
-    return report
-
-
-def remap_keys(sd: Dict[str, torch.Tensor], key_map: Dict[str, str]) -> Dict[str, torch.Tensor]:
-    """Rename keys by prefix: ``{'old.prefix.': 'new.prefix.'}`` (longest prefix wins)."""
-    prefixes = sorted(key_map, key=len, reverse=True)
-    out = {}
-    for k, v in sd.items():
-        for p in prefixes:
-            if k.startswith(p):
-                k = key_map[p] + k[len(p):]
-                break
-        out[k] = v
+def upgrade_checkpoint(state: Dict[str, Any], path: str) -> Dict[str, Any]:
+    """A training checkpoint in the current format; first-format files are converted."""
+    if state.get("format", 1) >= FORMAT:
+        return state
+    if "optimizer" not in state or "scheduler" not in state:
+        return state  # not a training checkpoint: the caller reports what is missing
+    meta = dict(state.get("meta") or {})
+    out = dict(state)
+    out["format"] = FORMAT
+    out["optimizers"] = {"default": {"optimizer": state["optimizer"], "scheduler": state["scheduler"],
+                                     "updates": int(meta.get("iter", 0)), "steps": None, "pending_grads": None}}
+    out["hooks"] = {"checkpoint": {"best_score": meta.get("best_score"), "best_metric": meta.get("best_metric")}}
+    out["task"] = {}
+    for k in ("optimizer", "scheduler"):
+        out.pop(k)
+    logger.info("%s is in the first checkpoint format: read as optimizer 'default'", path)
     return out
+
+
+def missing_training_keys(state: Dict[str, Any]) -> List[str]:
+    return [k for k in TRAINING_KEYS if k not in state]

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from .fileio import atomic_write_text
+from ..utils.fileio import atomic_write_text
 
 logger = logging.getLogger("torchcv")
 

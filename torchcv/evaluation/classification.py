@@ -7,29 +7,36 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from ..engine import dist
-from ..registry import EVALUATORS
+from ..registry import EVALUATORS, ConfigError
+from .base import Evaluator
 
 
 @EVALUATORS.register()
-class ClassificationEvaluator:
+class ClassificationEvaluator(Evaluator):
+    """Args:
+        topk: the top-k accuracies to report (k larger than the number of classes is dropped).
+    """
+
     def __init__(self, dataset, topk: Sequence[int] = (1, 5)):
+        super().__init__(dataset)
+        if not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk):
+            raise ConfigError(f"evaluation.evaluator.topk={list(topk) if topk else topk}: give positive integers, "
+                              f"e.g. [1, 5]")
         self.classes: List[str] = list(getattr(dataset, "classes", []))
         self.num_classes = len(self.classes)
         self.topk = [k for k in topk if k <= max(1, self.num_classes)] or [1]
-        self.rows: List[tuple] = []  # (index, path, label, [top-k preds], [top-k probs])
+        # results: (index, path, label, [top-k preds], [top-k probs])
 
     def process(self, logits: torch.Tensor, targets: torch.Tensor, metas) -> None:
         probs = logits.float().softmax(dim=1)
         k = min(max(self.topk + [5]), probs.shape[1])
         top_p, top_i = probs.topk(k, dim=1)
         for m, t, ti, tp in zip(metas, targets.tolist(), top_i.tolist(), top_p.tolist()):
-            self.rows.append((m["index"], m.get("path", ""), int(t), ti, tp))
+            self.results.append((m["index"], m.get("path", ""), int(t), ti, tp))
 
-    def compute(self) -> Dict[str, float]:
-        rows = [r for part in dist.all_gather_object(self.rows) for r in part]
-        rows = sorted({r[0]: r for r in rows}.values())  # unique by dataset index
-        self.rows = rows
+    def compute_metrics(self) -> Dict[str, float]:
+        rows = sorted({r[0]: r for r in self.results}.values())  # unique by dataset index
+        self.results = rows
         n = max(1, len(rows))
         metrics: Dict[str, float] = {}
         for k in self.topk:
@@ -62,7 +69,7 @@ class ClassificationEvaluator:
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["index", "path", "label", "pred", "score", "top5_classes", "top5_scores"])
-            for idx, p, label, ti, tp in self.rows:
+            for idx, p, label, ti, tp in self.results:
                 w.writerow([idx, p, self._name(label), self._name(ti[0]), f"{tp[0]:.5f}",
                             " ".join(self._name(i) for i in ti), " ".join(f"{s:.4f}" for s in tp)])
         self.visualize(out_dir)

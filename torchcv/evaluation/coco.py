@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine import dist
 from ..registry import EVALUATORS, ConfigError
+from ..utils import dist
+from .base import Evaluator
 
 logger = logging.getLogger("torchcv")
 STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
@@ -37,7 +38,7 @@ def encode_masks(masks: np.ndarray) -> List[dict]:
 
 
 @EVALUATORS.register()
-class CocoEvaluator:
+class CocoEvaluator(Evaluator):
     """Args:
         iou_types: ``bbox`` and/or ``segm``; default: ``segm`` too when the dataset has masks.
         mask_threshold: probability above which a pasted mask pixel is foreground.
@@ -49,11 +50,10 @@ class CocoEvaluator:
         if not hasattr(dataset, "coco"):
             raise ConfigError(f"CocoEvaluator needs a COCO-format dataset (with a .coco ground truth); "
                               f"{type(dataset).__name__} has none -- use VOCEvaluator or convert it to COCO")
-        self.dataset = dataset
+        super().__init__(dataset)
         self.iou_types = list(iou_types or (["bbox", "segm"] if getattr(dataset, "with_masks", False) else ["bbox"]))
         self.mask_threshold = mask_threshold
         self.classwise = classwise
-        self.results: List[Dict[str, Any]] = []
         self.image_ids: List[int] = []
         self._per_class: Dict[str, Dict[str, float]] = {}
 
@@ -84,11 +84,13 @@ class CocoEvaluator:
                     r["segmentation"] = rles[k]
                 self.results.append(r)
 
-    def compute(self) -> Dict[str, float]:
+    def collect(self) -> None:
+        super().collect()
+        self.image_ids = sorted({i for part in dist.all_gather_object(self.image_ids) for i in part})
+
+    def compute_metrics(self) -> Dict[str, float]:
         from pycocotools.cocoeval import COCOeval
-        results = [r for part in dist.all_gather_object(self.results) for r in part]
-        image_ids = sorted({i for part in dist.all_gather_object(self.image_ids) for i in part})
-        self.results, self.image_ids = results, image_ids
+        results, image_ids = self.results, self.image_ids
         gt = self.dataset.coco
         metrics: Dict[str, float] = {}
         for iou_type in self.iou_types:

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..engine import dist
 from ..registry import EVALUATORS
+from ..utils import dist
+from .base import Evaluator
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255):
@@ -49,16 +50,17 @@ def metrics_from_confusion(cm: torch.Tensor) -> Dict[str, Any]:
 
 
 @EVALUATORS.register()
-class SegEvaluator:
+class SegEvaluator(Evaluator):
     """Args:
         dataset: gives ``num_classes``, ``classes`` and ``palette``.
-        keep_predictions: keep the predicted maps for ``write`` (the segmentation task turns this on
-            in test mode).
+        keep_predictions: keep the predicted maps even when not writing them (they are kept
+            anyway when a test run writes its outputs).
         ignore_index: label value not counted.
     """
 
     def __init__(self, dataset, keep_predictions: bool = False, ignore_index: int = 255,
                  num_classes: Optional[int] = None):
+        super().__init__(dataset)
         self.num_classes = int(num_classes or dataset.num_classes)
         self.classes = list(getattr(dataset, "classes", [str(i) for i in range(self.num_classes)]))
         self.palette = np.asarray(getattr(dataset, "palette", None) if getattr(dataset, "palette", None) is not None
@@ -75,12 +77,12 @@ class SegEvaluator:
         pred = outputs.argmax(1)
         cm = confusion_matrix(pred, targets, self.num_classes, self.ignore_index)
         self.cm += cm.cpu()
-        if self.keep_predictions:
+        if self.keep_predictions or self.writing:
             for logit, p, m in zip(outputs, pred, metas):
                 # crop away collate padding, and return to the original image size when the
                 # evaluation pipeline resized the image
-                h, w = m.get("size", p.shape[-2:])
-                ori = tuple(m.get("ori_size", (h, w)))
+                h, w = m.get("input_size", p.shape[-2:])
+                ori = tuple(m.get("orig_size", (h, w)))
                 if ori != (h, w):
                     p = F.interpolate(logit[None, :, :h, :w].float(), size=ori, mode="bilinear",
                                       align_corners=False)[0].argmax(0)
@@ -88,14 +90,15 @@ class SegEvaluator:
                     p = p[:h, :w]
                 self.predictions.append((os.path.basename(m["path"]), p.to(torch.uint8).cpu().numpy()))
 
-    def compute(self) -> Dict[str, float]:
+    def collect(self) -> None:
         device = torch.device("cuda", torch.cuda.current_device()) if dist.is_dist() and torch.cuda.is_available() \
             else torch.device("cpu")
-        cm = dist.all_reduce_sum(self.cm.clone().to(device)).cpu()
-        if self.keep_predictions and dist.is_dist():
+        self.cm_total = dist.all_reduce_sum(self.cm.clone().to(device)).cpu()
+        if (self.keep_predictions or self.writing) and dist.is_dist():
             self.predictions = [p for part in dist.all_gather_object(self.predictions) for p in part]
-        self.last = metrics_from_confusion(cm)
-        self.cm_total = cm
+
+    def compute_metrics(self) -> Dict[str, float]:
+        self.last = metrics_from_confusion(self.cm_total)
         return {k: v for k, v in self.last.items() if k in ("mIoU", "aAcc", "mAcc", "fwIoU")}
 
     def report(self) -> str:

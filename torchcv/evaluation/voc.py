@@ -3,13 +3,13 @@ under the precision envelope (VOC2010+). ``difficult`` ground truth is neither a
 Ground truth comes from the targets passed to ``process`` (same coordinates as the outputs)."""
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import torch
 
-from ..engine import dist
 from ..registry import EVALUATORS
+from .base import Evaluator
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, use_07: bool) -> float:
@@ -32,23 +32,22 @@ def _iou(box: np.ndarray, gts: np.ndarray) -> np.ndarray:
 
 
 @EVALUATORS.register()
-class VOCEvaluator:
+class VOCEvaluator(Evaluator):
     def __init__(self, dataset, iou_thresh: float = 0.5, use_07_metric: bool = True):
-        self.dataset = dataset
+        super().__init__(dataset)
         self.iou_thresh, self.use_07 = iou_thresh, use_07_metric
-        self.items: List[tuple] = []
         self.per_class: Dict[str, float] = {}
 
     def process(self, outputs, targets, metas) -> None:
         for out, tgt, meta in zip(outputs, targets, metas):
             diff = tgt.get("difficult", torch.zeros(len(tgt["labels"]), dtype=torch.int64))
-            self.items.append((meta["image_id"],
+            self.results.append((meta["image_id"],
                                out["boxes"].detach().float().cpu().numpy(), out["scores"].detach().float().cpu().numpy(),
                                out["labels"].detach().cpu().numpy(), tgt["boxes"].float().cpu().numpy(),
                                tgt["labels"].cpu().numpy(), diff.cpu().numpy().astype(bool)))
 
-    def compute(self) -> Dict[str, float]:
-        items = [x for part in dist.all_gather_object(self.items) for x in part]
+    def compute_metrics(self) -> Dict[str, float]:
+        items = self.results
         names = getattr(self.dataset, "classes", None)
         labels = sorted({int(l) for it in items for l in it[5]})
         aps, aps_other = {}, {}  # 11-point, area

@@ -1,5 +1,4 @@
 """MultiScaleRoIAlign: FPN RoI pooling with torchvision's level mapping."""
-import math
 from typing import Dict, List, Optional, Tuple
 
 import torch

@@ -1,7 +1,13 @@
 """Image classification runner."""
 from __future__ import annotations
 
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+import torch
+
 from ..registry import TASKS, ConfigError
+from ..visualization import draw_text_lines, to_display
 from .base import Task
 
 
@@ -17,10 +23,19 @@ class ClassificationTask(Task):
                               f"({', '.join(dataset.classes[:6])}{' ...' if data_classes > 6 else ''}). "
                               f"Set model.num_classes={data_classes}.")
 
-    def build_evaluator(self, dataset, split):
-        ev = self.cfg.get("evaluation") or {}
-        from ..registry import EVALUATORS
-        opts = {"type": self.default_evaluator}
-        if ev.get("topk"):
-            opts["topk"] = ev["topk"]
-        return EVALUATORS.build(opts, key="evaluation", dataset=dataset)
+    # ---- pictures -------------------------------------------------------------------------------
+    def _name(self, i: int, names: Optional[Sequence[str]]) -> str:
+        return names[i] if names and 0 <= i < len(names) else str(i)
+
+    def draw_prediction(self, image: torch.Tensor, output: Any, meta: Dict[str, Any], dataset,
+                        score_thr: float = 0.0, topk: int = 3) -> np.ndarray:
+        """The top-k classes with their probabilities."""
+        names = self.class_names(dataset)
+        probs = output.float().softmax(-1)
+        p, i = probs.topk(min(topk, probs.numel()))
+        lines = [f"{self._name(int(c), names)} {float(s):.2f}" for s, c in zip(p, i)]
+        return draw_text_lines(to_display(image), lines)
+
+    def draw_sample(self, image: torch.Tensor, target: Any, dataset) -> np.ndarray:
+        label = int(target.argmax()) if torch.is_tensor(target) and target.dim() > 0 else int(target)
+        return draw_text_lines(self.display_image(image, dataset), [self._name(label, self.class_names(dataset))])

@@ -6,20 +6,29 @@ the model pads them. Training batches come from an aspect-ratio grouped batch sa
 """
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Dict, List
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.nn.functional as F
+from torch.utils.data import Dataset
 
+from ..config import Key
 from ..data.group_sampler import GroupedBatchSampler, aspect_ratio_bins
-from ..data.samplers import ShardSampler
 from ..registry import TASKS, ConfigError
+from ..visualization import draw_instances, to_display
 from .base import Task, move_to
 
 
 @TASKS.register("detection")
 class DetectionTask(Task):
     default_evaluator = "CocoEvaluator"
+
+    @classmethod
+    def schema(cls) -> Dict[str, Any]:
+        s = super().schema()
+        s["data"]["sampler"] = {"aspect_ratio_group_factor": Key(int, 3, min=-1, doc="bins per side; -1: no grouping")}
+        return s
 
     def collate(self, items: List[Any]):
         images, targets, metas = zip(*items)
@@ -32,20 +41,10 @@ class DetectionTask(Task):
             raise ConfigError(f"data.{split} has {n_data} classes (with background) but model.num_classes is "
                               f"{n_model}: set model.num_classes: {n_data}")
 
-    def build_loader(self, dataset: Dataset, train: bool, batch_size: int, num_workers: int = 0, seed: int = 0,
-                     pin_memory: bool = False, persistent_workers: bool = False) -> DataLoader:
-        common = dict(num_workers=num_workers, collate_fn=self.collate, pin_memory=pin_memory,
-                      persistent_workers=persistent_workers and num_workers > 0)
-        if not train:
-            return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset)), **common)
-        opts = dict((self.cfg.get("data") or {}).get("sampler") or {})
-        factor = opts.pop("aspect_ratio_group_factor", 3)
-        if opts:
-            raise ConfigError(f"data.sampler: unknown option(s) {sorted(opts)} for detection; "
-                              f"accepted: aspect_ratio_group_factor")
+    def train_batch_sampler(self, dataset: Dataset, batch_size: int, seed: int):
+        factor = self.data_cfg["sampler"]["aspect_ratio_group_factor"]
         ratios = dataset.aspect_ratios() if hasattr(dataset, "aspect_ratios") else [1.0] * len(dataset)
-        sampler = GroupedBatchSampler(aspect_ratio_bins(ratios, factor), batch_size, seed=seed)
-        return DataLoader(dataset, batch_sampler=sampler, generator=torch.Generator().manual_seed(seed), **common)
+        return GroupedBatchSampler(aspect_ratio_bins(ratios, factor), batch_size, seed=seed)
 
     def to_device(self, batch: Any, device: torch.device) -> Any:
         images, targets, metas = batch
@@ -53,3 +52,23 @@ class DetectionTask(Task):
 
     def batch_size(self, batch: Any) -> int:
         return len(batch[0])
+
+    # ---- pictures -------------------------------------------------------------------------------
+    def dummy_target(self, x: torch.Tensor) -> Any:
+        return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+
+    def draw_prediction(self, image: torch.Tensor, output: Any, meta: Dict[str, Any], dataset,
+                        score_thr: float = 0.5) -> np.ndarray:
+        boxes, masks = output["boxes"].detach().float().cpu(), output.get("masks")
+        (oh, ow), (ih, iw) = meta["orig_size"], meta["input_size"]
+        if (oh, ow) != (ih, iw):  # the evaluation transforms resized the image: back to the file's pixels
+            boxes = boxes * torch.tensor([ow / iw, oh / ih, ow / iw, oh / ih])
+            if masks is not None and len(masks):
+                masks = F.interpolate(masks.detach().float().cpu(), size=(oh, ow), mode="bilinear",
+                                      align_corners=False)
+        return draw_instances(to_display(image), boxes, output["labels"], self.class_names(dataset),
+                              scores=output["scores"], masks=masks, score_thr=score_thr)
+
+    def draw_sample(self, image: torch.Tensor, target: Any, dataset) -> np.ndarray:
+        return draw_instances(self.display_image(image, dataset), target["boxes"], target["labels"],
+                              self.class_names(dataset), masks=target.get("masks"))

@@ -1,8 +1,9 @@
 """Semantic segmentation runner.
 
 Batches are ``(images [B,3,H,W], targets [B,H,W] long, metas)``; images of different sizes are
-padded bottom/right (image 0, target 255 = ignore) and ``meta["size"]`` keeps the unpadded size.
-Inference options come from the config's ``test:`` section and apply to every evaluation:
+padded bottom/right (image 0, target 255 = ignore) and ``meta["input_size"]`` keeps the unpadded
+size. Inference options come from the config's ``test:`` section (owned by this task) and apply to
+every evaluation:
 
     test:
       mode: whole          # whole | slide
@@ -10,20 +11,29 @@ Inference options come from the config's ``test:`` section and apply to every ev
       stride: [341, 682]       # slide: step (h, w)
       scales: [1.0]            # multi-scale: input resized by each factor, probabilities averaged
       flip: false              # also average the horizontally flipped input
-      evaluator: {type: SegEvaluator}
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Key
 from ..registry import TASKS, ConfigError
+from ..visualization import overlay_labels, to_display
 from .base import Task
 
-_TEST_KEYS = {"mode", "crop_size", "stride", "scales", "flip", "evaluator"}
+TEST_SCHEMA = {
+    "mode": Key(str, "whole", choices=("whole", "slide")),
+    "crop_size": Key((int, list, None), None, doc="slide: window (h, w)"),
+    "stride": Key((int, list, None), None, doc="slide: step (h, w)"),
+    "scales": Key(list, [1.0], doc="multi-scale inference factors"),
+    "flip": Key(bool, False, doc="also average the horizontally flipped input"),
+}
 
 
 def _pair(v) -> tuple:
@@ -55,19 +65,34 @@ def slide_logits(model: nn.Module, images: torch.Tensor, num_classes: int, crop,
 class SegmentationTask(Task):
     default_evaluator = "SegEvaluator"
 
+    @classmethod
+    def schema(cls) -> Dict[str, Any]:
+        s = super().schema()
+        s["test"] = dict(TEST_SCHEMA)
+        return s
+
     def __init__(self, cfg: Dict[str, Any]):
         super().__init__(cfg)
         test = dict(cfg.get("test") or {})
-        unknown = set(test) - _TEST_KEYS
-        if unknown:
-            raise ConfigError(f"test: unknown key(s) {sorted(unknown)} for segmentation; accepted: {sorted(_TEST_KEYS)}")
         self.mode = test.get("mode", "whole")
-        if self.mode not in ("whole", "slide"):
-            raise ConfigError(f"test.mode='{self.mode}': use whole or slide")
-        if self.mode == "slide" and ("crop_size" not in test or "stride" not in test):
+        if self.mode == "slide" and (test.get("crop_size") is None or test.get("stride") is None):
             raise ConfigError("test.mode=slide needs test.crop_size and test.stride")
+        for key in ("crop_size", "stride"):
+            v = test.get(key)
+            if v is not None:
+                try:
+                    pair = _pair(v)
+                except (TypeError, ValueError, IndexError):
+                    pair = (0, 0)
+                if min(pair) < 1:
+                    raise ConfigError(f"test.{key}={v!r}: give a positive size or [h, w]")
         self.crop_size, self.stride = test.get("crop_size"), test.get("stride")
-        self.scales: Sequence[float] = [float(s) for s in test.get("scales", [1.0])]
+        try:
+            self.scales: Sequence[float] = [float(s) for s in test.get("scales", [1.0])]
+        except (TypeError, ValueError):
+            raise ConfigError(f"test.scales={test.get('scales')!r}: give a list of positive factors") from None
+        if not self.scales or min(self.scales) <= 0:
+            raise ConfigError(f"test.scales={test.get('scales')!r}: give a list of positive factors, e.g. [1.0]")
         self.flip = bool(test.get("flip", False))
 
     # ---- data -----------------------------------------------------------------------------------
@@ -77,7 +102,6 @@ class SegmentationTask(Task):
         W = max(i.shape[-1] for i in images)
         batch_img = images[0].new_zeros(len(images), images[0].shape[0], H, W)
         batch_tgt = torch.full((len(images), H, W), 255, dtype=torch.long)
-        out_metas = []
         for k, (im, t, m) in enumerate(zip(images, targets, metas)):
             h, w = im.shape[-2:]
             if tuple(t.shape[-2:]) != (h, w):
@@ -85,8 +109,7 @@ class SegmentationTask(Task):
                                  f"{tuple(t.shape[-2:])} differ in size; check the transforms")
             batch_img[k, :, :h, :w] = im
             batch_tgt[k, :h, :w] = t
-            out_metas.append(dict(m, size=(h, w)))
-        return batch_img, batch_tgt, out_metas
+        return batch_img, batch_tgt, list(metas)
 
     def check_compatible(self, model: nn.Module, dataset, split: str) -> None:
         inner = getattr(model, "module", model)
@@ -97,13 +120,6 @@ class SegmentationTask(Task):
                               f"num_classes to {n_data}")
 
     # ---- evaluation -----------------------------------------------------------------------------
-    def build_evaluator(self, dataset, split: str):
-        if split == "test":
-            ev = dict((self.cfg.get("test") or {}).get("evaluator") or {})
-            ev.setdefault("keep_predictions", True)
-            self.cfg = dict(self.cfg, test=dict(self.cfg.get("test") or {}, evaluator=ev))
-        return super().build_evaluator(dataset, split)
-
     def _single(self, model: nn.Module, images: torch.Tensor, num_classes: int) -> torch.Tensor:
         if self.mode == "slide":
             return slide_logits(model, images, num_classes, self.crop_size, self.stride)
@@ -127,3 +143,24 @@ class SegmentationTask(Task):
                 p = logits.softmax(1)
                 probs = p if probs is None else probs + p
         return probs
+
+    # ---- pictures -------------------------------------------------------------------------------
+    def dummy_target(self, x: torch.Tensor) -> Any:
+        return torch.full(x.shape[-2:], 255, dtype=torch.long)
+
+    def _palette(self, dataset, n: int) -> np.ndarray:
+        pal = getattr(dataset, "palette", None)
+        if pal is None:
+            from ..data.datasets.segmentation import voc_palette
+            pal = voc_palette()[:max(n, 1)]
+        return np.asarray(pal)
+
+    def draw_prediction(self, image: torch.Tensor, output: Any, meta: Dict[str, Any], dataset,
+                        score_thr: float = 0.0) -> np.ndarray:
+        h, w = meta["input_size"]
+        labels = output[:, :h, :w].argmax(0)  # drop collate padding; overlay_labels resizes to the image
+        return overlay_labels(to_display(image), labels, self._palette(dataset, output.shape[0]))
+
+    def draw_sample(self, image: torch.Tensor, target: Any, dataset) -> np.ndarray:
+        return overlay_labels(self.display_image(image, dataset), target,
+                              self._palette(dataset, getattr(dataset, "num_classes", 256)))

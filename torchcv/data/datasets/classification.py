@@ -7,11 +7,11 @@ from typing import List, Optional, Sequence, Tuple
 from torch.utils.data import Dataset
 
 from ...registry import DATASETS, ConfigError
+from ..image_io import IMG_EXTENSIONS, read_image
 from ..transforms import compose
-from .image_io import IMG_EXTENSIONS, SkipCorrupt, read_image
 
 
-class _ClassificationBase(SkipCorrupt, Dataset):
+class _ClassificationBase(Dataset):
     samples: List[Tuple[str, int]]
     classes: List[str]
 
@@ -22,14 +22,12 @@ class _ClassificationBase(SkipCorrupt, Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load(self, index: int):
+    def __getitem__(self, index: int):
         path, label = self.samples[index]
         image = read_image(path)
+        size = tuple(image.shape[-2:])
         image, label = self.transforms(image, label)
-        return image, label, {"index": index, "path": path}
-
-    def __getitem__(self, index: int):
-        return self.load_with_skip(index)
+        return image, label, {"index": index, "path": path, "orig_size": size, "input_size": tuple(image.shape[-2:])}
 
 
 def _missing_root(root: str, key: str) -> ConfigError:
@@ -43,7 +41,7 @@ class ImageFolderDataset(_ClassificationBase):
     folder names unless ``classes`` lists them (then other folders are ignored)."""
 
     def __init__(self, root: str, transforms: Optional[Sequence] = None, classes: Optional[List[str]] = None,
-                 extensions: Sequence[str] = IMG_EXTENSIONS, skip_corrupt: bool = True):
+                 extensions: Sequence[str] = IMG_EXTENSIONS):
         if not os.path.isdir(root):
             raise _missing_root(root, "ImageFolderDataset.root")
         found = sorted(d.name for d in os.scandir(root) if d.is_dir())
@@ -64,7 +62,6 @@ class ImageFolderDataset(_ClassificationBase):
             self.samples += [(os.path.join(folder, f), label) for f in files]
         self.root = root
         self.transforms = compose(transforms)
-        self.skip_corrupt = skip_corrupt
 
 
 @DATASETS.register()
@@ -73,7 +70,7 @@ class ImageListDataset(_ClassificationBase):
     name when ``classes`` is given); paths are relative to ``root``."""
 
     def __init__(self, root: str, list_file: str, transforms: Optional[Sequence] = None,
-                 classes: Optional[List[str]] = None, skip_corrupt: bool = True):
+                 classes: Optional[List[str]] = None):
         if not os.path.isdir(root):
             raise _missing_root(root, "ImageListDataset.root")
         if not os.path.isfile(list_file):
@@ -108,4 +105,3 @@ class ImageListDataset(_ClassificationBase):
             raise ConfigError(f"{list_file}: label {max_label} is out of range for {len(self.classes)} classes")
         self.root = root
         self.transforms = compose(transforms)
-        self.skip_corrupt = skip_corrupt

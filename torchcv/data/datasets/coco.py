@@ -5,10 +5,11 @@ Bad input (each counted and logged, or a clear error):
   (``skip_empty: true``, the usual choice for training);
 - boxes partly outside the image are clipped; degenerate boxes (w or h < ``min_box_size`` after
   clipping) are dropped, together with their masks;
-- an annotation whose ``category_id`` is not in ``categories``: ValueError naming it
+- an annotation whose ``category_id`` is not in ``categories``: DataError naming it
   (``unknown_category: skip`` drops such annotations instead, counted);
-- corrupt JSON: ValueError naming the file and the position;
-- missing image files: FileNotFoundError listing them (``missing_images: skip`` skips, counted).
+- corrupt JSON, a missing top-level list, an image or annotation without its required fields:
+  DataError naming the file, the position or the id;
+- missing image files: MissingFileError listing them (``missing_images: skip`` skips, counted).
 """
 from __future__ import annotations
 
@@ -21,27 +22,52 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ...registry import DATASETS, ConfigError
+from ...utils.errors import DataError, MissingFileError
 from .det_base import DetectionDataset, clean_boxes
 
 
 def load_coco(ann_file: str):
     from pycocotools.coco import COCO
     if not os.path.isfile(ann_file):
-        raise FileNotFoundError(f"annotation file not found: {ann_file}")
+        raise MissingFileError(f"annotation file not found: {ann_file}")
     try:
         with open(ann_file, "r", encoding="utf-8") as f:
             data = json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{ann_file} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+        raise DataError(f"{ann_file} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
                          f"the file is corrupt or truncated -- regenerate or re-download it") from None
     for key in ("images", "annotations", "categories"):
         if key not in data:
-            raise ValueError(f"{ann_file}: missing top-level '{key}' list; is this a COCO instances file?")
+            raise DataError(f"{ann_file}: missing top-level '{key}' list; is this a COCO instances file?")
+    if not isinstance(data, dict):
+        raise DataError(f"{ann_file}: expected a JSON object with images/annotations/categories, got "
+                        f"{type(data).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data[key], list):
+            raise DataError(f"{ann_file}: '{key}' must be a list, got {type(data[key]).__name__}")
+    _check_fields(ann_file, data)
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def _check_fields(ann_file: str, data: dict) -> None:
+    """The fields every reader below relies on, so a malformed entry is named instead of crashing."""
+    for img in data["images"]:
+        if not isinstance(img, dict) or any(k not in img for k in ("id", "file_name", "width", "height")):
+            raise DataError(f"{ann_file}: image entry {str(img)[:120]} lacks id/file_name/width/height")
+    for cat in data["categories"]:
+        if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
+            raise DataError(f"{ann_file}: category entry {str(cat)[:120]} lacks id/name")
+    for ann in data["annotations"]:
+        if not isinstance(ann, dict) or "image_id" not in ann or "category_id" not in ann:
+            raise DataError(f"{ann_file}: annotation {str(ann)[:120]} lacks image_id/category_id")
+        box = ann.get("bbox")
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+            raise DataError(f"{ann_file}: annotation id {ann.get('id')} (image {ann['image_id']}) has bbox {box!r}; "
+                            f"expected [x, y, width, height]")
 
 
 def ann_to_mask(seg: Any, h: int, w: int) -> np.ndarray:
@@ -99,7 +125,7 @@ class CocoDetection(DetectionDataset):
             bad = [a for a in anns if a["category_id"] not in self.cat_to_label]
             if bad:
                 if unknown_category == "error":
-                    raise ValueError(f"{ann_file}: annotation id {bad[0].get('id')} (image {img['id']}) has category_id "
+                    raise DataError(f"{ann_file}: annotation id {bad[0].get('id')} (image {img['id']}) has category_id "
                                      f"{bad[0]['category_id']}, which is not in 'categories' (ids {cat_ids[:20]}). "
                                      f"Fix the file or set unknown_category: skip")
                 unknown += len(bad)
@@ -120,7 +146,7 @@ class CocoDetection(DetectionDataset):
                    "iscrowd": np.zeros(len(anns), np.int64)}
             if with_masks:
                 if any(not s for s in segs):
-                    raise ValueError(f"{ann_file}: image {img['id']} has an annotation without 'segmentation'; "
+                    raise DataError(f"{ann_file}: image {img['id']} has an annotation without 'segmentation'; "
                                      f"set with_masks: false to train boxes only")
                 rec["masks"] = _MaskLoader(segs)
             self.records.append(rec)
@@ -129,7 +155,7 @@ class CocoDetection(DetectionDataset):
         self.stats["unknown_category_annotations"] = unknown
         if missing:
             if missing_images == "error":
-                raise FileNotFoundError(f"{len(missing)} image file(s) listed in {ann_file} do not exist, e.g. "
+                raise MissingFileError(f"{len(missing)} image file(s) listed in {ann_file} do not exist, e.g. "
                                         f"{missing[0]}. Check img_dir or set missing_images: skip")
             self.stats["skipped_missing_images"] = len(missing)
         self.log_stats(f"CocoDetection({ann_file})")

@@ -9,27 +9,17 @@ float, ``labels`` int64, ``masks`` (N, H, W) uint8 (when the dataset has masks),
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Dict, List, Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from ..image_io import read_image
 from ..transforms import compose
 
 logger = logging.getLogger("torchcv")
-
-
-def read_image(path: str) -> torch.Tensor:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image file not found: {path}")
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise RuntimeError(f"cannot decode image {path}: the file is corrupt or not an image")
-    return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
 
 
 def clean_boxes(boxes: np.ndarray, width: int, height: int, min_size: float = 1.0):

@@ -12,13 +12,14 @@ import cv2
 import numpy as np
 
 from ...registry import DATASETS
+from ...utils.errors import CorruptImageError, DataError, MissingFileError
 from .det_base import DetectionDataset
 
 
 def instance_masks(mask_path: str) -> np.ndarray:
     m = cv2.imread(mask_path, cv2.IMREAD_UNCHANGED)
     if m is None:
-        raise RuntimeError(f"cannot read mask {mask_path}")
+        raise CorruptImageError(f"cannot decode mask {mask_path}: the file is corrupt or not an image")
     if m.ndim == 3:
         m = m[:, :, 0]
     ids = np.unique(m)
@@ -32,10 +33,14 @@ class PennFudanDataset(DetectionDataset):
                  split: Optional[str] = None, num_test: int = 50, with_masks: bool = True):
         super().__init__(transforms, with_masks)
         self.classes = ["__background__", "person"]
+        for sub in ("PNGImages", "PedMasks"):
+            if not os.path.isdir(os.path.join(root, sub)):
+                raise MissingFileError(f"PennFudanDataset: {os.path.join(root, sub)} not found; root should be the "
+                                       f"PennFudanPed folder (with PNGImages/ and PedMasks/)")
         imgs = sorted(os.listdir(os.path.join(root, "PNGImages")))
         masks = sorted(os.listdir(os.path.join(root, "PedMasks")))
         if len(imgs) != len(masks):
-            raise ValueError(f"{root}: {len(imgs)} images but {len(masks)} masks")
+            raise DataError(f"{root}: {len(imgs)} images but {len(masks)} masks")
         order = list(range(len(imgs)))
         if split is not None:  # the tutorial: a fixed permutation (seed 1), the last num_test for testing
             import torch

@@ -2,10 +2,10 @@
 and ADE20K layouts on top of it.
 
 An item is ``(image, target, meta)``: ``image`` float CHW after the transforms, ``target`` a
-LongTensor HxW of class indices with 255 = ignore, ``meta`` = ``{index, path, ann_path, ori_size}``.
-Masks are read with PIL, so palette PNGs (VOC) give class indices directly. Bad data raises a
-``SegDataError`` naming the file: a label value outside ``[0, num_classes)`` that is not the ignore
-value, an image and mask of different sizes, an image without its mask.
+LongTensor HxW of class indices with 255 = ignore, ``meta`` = ``{index, path, ann_path, orig_size,
+input_size}``. Masks are read as stored, so palette PNGs (VOC) give class indices directly. Bad
+data raises a ``SegDataError`` naming the file: a label value outside ``[0, num_classes)`` that is
+not the ignore value, an image and mask of different sizes, an image without its mask.
 """
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from ...registry import DATASETS, ConfigError
+from ...utils.errors import DataError
+from ..image_io import read_image, read_mask
 from ..transforms import compose
 
 IGNORE = 255
 
 
-class SegDataError(ValueError):
+class SegDataError(DataError):
     """A segmentation sample is malformed; the message names the file."""
 
 
@@ -63,14 +64,6 @@ def cityscapes_lut() -> np.ndarray:
     for k, v in CITYSCAPES_LABEL_TO_TRAIN.items():
         lut[k] = v
     return lut
-
-
-def read_mask(path: str) -> np.ndarray:
-    with Image.open(path) as im:
-        if im.mode not in ("P", "L", "I", "I;16"):
-            raise SegDataError(f"{path}: mask mode '{im.mode}' is not a class-index image (need a palette 'P' or "
-                               f"greyscale 'L' PNG). Convert colour masks with datasets/voc_palette.py")
-        return np.array(im)
 
 
 @DATASETS.register()
@@ -161,8 +154,7 @@ class SegFolderDataset(Dataset):
 
     def __getitem__(self, index: int):
         img_path, ann_path = self.samples[index]
-        with Image.open(img_path) as im:
-            image = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).contiguous()
+        image = read_image(img_path)
         mask = self.load_mask(ann_path)
         if tuple(mask.shape[:2]) != tuple(image.shape[-2:]):
             raise SegDataError(f"{ann_path}: mask size {tuple(mask.shape[:2])} differs from image {img_path} size "
@@ -173,7 +165,8 @@ class SegFolderDataset(Dataset):
         image, target = self.transforms(image, target)
         if image.dtype == torch.uint8:
             image = image.float() / 255.0
-        meta = {"index": index, "path": img_path, "ann_path": ann_path, "ori_size": tuple(mask.shape[:2])}
+        meta = {"index": index, "path": img_path, "ann_path": ann_path, "orig_size": tuple(mask.shape[:2]),
+                "input_size": tuple(image.shape[-2:])}
         return image.as_subclass(torch.Tensor), target.as_subclass(torch.Tensor).long(), meta
 
 

@@ -15,6 +15,7 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 
 from ...registry import DATASETS
+from ...utils.errors import DataError, MissingFileError
 from .det_base import DetectionDataset, clean_boxes
 
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -23,19 +24,25 @@ VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "
 
 
 def parse_voc_xml(path: str):
+    if not os.path.isfile(path):
+        raise MissingFileError(f"VOC annotation not found: {path}")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
-        raise ValueError(f"{path}: corrupt XML ({e})") from None
-    size = root.find("size")
-    w, h = int(size.find("width").text), int(size.find("height").text)
-    objs = []
-    for o in root.findall("object"):
-        bb = o.find("bndbox")
-        box = [float(bb.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
-        diff = o.find("difficult")
-        objs.append({"name": o.find("name").text.strip(), "box": [box[0] - 1, box[1] - 1, box[2], box[3]],
-                     "difficult": int(diff.text) if diff is not None else 0})
+        raise DataError(f"{path}: corrupt XML ({e})") from None
+    try:
+        size = root.find("size")
+        w, h = int(size.find("width").text), int(size.find("height").text)
+        objs = []
+        for o in root.findall("object"):
+            bb = o.find("bndbox")
+            box = [float(bb.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
+            diff = o.find("difficult")
+            objs.append({"name": o.find("name").text.strip(), "box": [box[0] - 1, box[1] - 1, box[2], box[3]],
+                         "difficult": int(diff.text) if diff is not None else 0})
+    except (AttributeError, TypeError, ValueError):
+        raise DataError(f"{path}: malformed VOC annotation (need size/width/height and, per object, name and "
+                        f"bndbox/xmin/ymin/xmax/ymax as numbers)") from None
     return root.findtext("filename"), w, h, objs
 
 
@@ -49,7 +56,7 @@ class VOCDetection(DetectionDataset):
         index = {c: i for i, c in enumerate(self.classes)}
         list_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
         if not os.path.isfile(list_file):
-            raise FileNotFoundError(f"VOC split list not found: {list_file} (root should be e.g. VOCdevkit/VOC2007)")
+            raise MissingFileError(f"VOC split list not found: {list_file} (root should be e.g. VOCdevkit/VOC2007)")
         with open(list_file) as f:
             ids = [line.split()[0] for line in f if line.strip()]
         for n, img_id in enumerate(ids):
@@ -57,7 +64,7 @@ class VOCDetection(DetectionDataset):
             fname, w, h, objs = parse_voc_xml(xml)
             unknown = [o["name"] for o in objs if o["name"] not in index]
             if unknown:
-                raise ValueError(f"{xml}: class '{unknown[0]}' is not in classes {self.classes[1:]}")
+                raise DataError(f"{xml}: class '{unknown[0]}' is not in classes {self.classes[1:]}")
             if not use_difficult:
                 objs = [o for o in objs if not o["difficult"]]
             raw = np.array([o["box"] for o in objs], np.float32).reshape(-1, 4)

@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.ops import misc as tv_misc
 
 from ...registry import BACKBONES, ConfigError
-from .torchvision_nets import ARCHS, build_torchvision_net
+from .torchvision_nets import ARCH_NAMES, build_torchvision_net
 
 _OPEN = ("features", "layers")             # Sequential containers whose children are the stages
 _SKIP_PREFIX = ("aux", "AuxLogits")
@@ -95,9 +95,9 @@ class FeatureBackbone(nn.Module):
                  frozen_stages: int = -1, norm: str = "bn", arch_kwargs: Optional[dict] = None,
                  probe_size: int = 224):
         super().__init__()
-        if arch not in ARCHS:
+        if arch not in ARCH_NAMES:
             from ...registry import did_you_mean
-            raise ConfigError(f"FeatureBackbone.arch: '{arch}' is not a known architecture.{did_you_mean(arch, ARCHS)}")
+            raise ConfigError(f"FeatureBackbone.arch: '{arch}' is not a known architecture.{did_you_mean(arch, ARCH_NAMES)}")
         if norm not in ("bn", "frozen_bn", "sync_bn"):
             raise ConfigError(f"FeatureBackbone.norm: '{norm}' must be one of bn, frozen_bn, sync_bn")
         kwargs = dict(arch_kwargs or {})

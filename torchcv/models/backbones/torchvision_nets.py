@@ -1,4 +1,5 @@
-"""Every classification architecture of the seed's torchvision.models list, registered by name.
+"""Every classification architecture of the seed's torchvision.models list, registered by name in
+the ``archs`` registry (whole networks; feature extractors are in ``backbones``).
 
 Each builder takes ``num_classes`` and an optional ``pretrained`` path to torchvision-format weights
 on local disk (nothing is downloaded); a classifier layer whose shape differs from the file's (a
@@ -12,11 +13,11 @@ from typing import Optional
 import torchvision
 from torch import nn
 
-from ...registry import BACKBONES
+from ...registry import ARCHS
 
 logger = logging.getLogger("torchcv")
 
-ARCHS = [
+ARCH_NAMES = [
     "alexnet",
     "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
@@ -39,7 +40,7 @@ def build_torchvision_net(arch: str, num_classes: int = 1000, pretrained: Option
         kwargs.setdefault("init_weights", True)
     net = builder(weights=None, num_classes=num_classes, **kwargs)
     if pretrained:
-        from ...engine.checkpoint import load_weights
+        from ...utils.weights import load_weights
         load_weights(net, pretrained)
     return net
 
@@ -53,5 +54,5 @@ def _builder(arch: str):
     return build
 
 
-for _arch in ARCHS:
-    BACKBONES.register(_arch, obj=_builder(_arch))
+for _arch in ARCH_NAMES:
+    ARCHS.register(_arch, obj=_builder(_arch))

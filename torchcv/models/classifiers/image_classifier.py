@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
-from ...registry import BACKBONES, MODELS, ConfigError
+from ...registry import ARCHS, MODELS, ConfigError
 
 
 @MODELS.register()
@@ -25,7 +25,7 @@ class ImageClassifier(nn.Module):
             raise ConfigError(f"model.num_classes must be >= 2, got {num_classes}")
         self.arch = arch
         self.num_classes = num_classes
-        self.net = BACKBONES.get(arch)(num_classes=num_classes, pretrained=pretrained, **(arch_kwargs or {}))
+        self.net = ARCHS.get(arch)(num_classes=num_classes, pretrained=pretrained, **(arch_kwargs or {}))
         self.label_smoothing = label_smoothing
         self.aux_weight = aux_weight
         mixers = []

@@ -6,10 +6,8 @@ from typing import Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...registry import HEADS
 
 
-@HEADS.register()
 class TwoMLPHead(nn.Module):
     """Flatten the pooled (C, S, S) RoI features, then two fully connected layers with ReLU."""
 
@@ -24,7 +22,6 @@ class TwoMLPHead(nn.Module):
         return F.relu(self.fc7(F.relu(self.fc6(x))))
 
 
-@HEADS.register()
 class FastRCNNPredictor(nn.Module):
     """Class scores (``num_classes`` including background) and per-class box deltas."""
 

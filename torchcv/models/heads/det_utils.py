@@ -11,7 +11,6 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ...registry import HEADS
 
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 
@@ -121,7 +120,6 @@ def keep_large(boxes: Tensor, min_size: float) -> Tensor:
     return torch.where((w >= min_size) & (h >= min_size))[0]
 
 
-@HEADS.register()
 class AnchorGenerator(nn.Module):
     """Anchors for every feature level: ``sizes[i]`` x ``aspect_ratios[i]`` at each map position."""
 

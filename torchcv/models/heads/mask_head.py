@@ -7,10 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...registry import HEADS
 
 
-@HEADS.register()
 class MaskRCNNHeads(nn.Sequential):
     """A stack of 3x3 conv + ReLU layers (weights under ``i.0`` like torchvision's)."""
 
@@ -28,7 +26,6 @@ class MaskRCNNHeads(nn.Sequential):
                 nn.init.zeros_(m.bias)
 
 
-@HEADS.register()
 class MaskRCNNPredictor(nn.Module):
     """2x transposed-conv upsampling then one mask logit map per class."""
 

@@ -9,12 +9,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ... import ops
-from ...registry import HEADS
 from ..losses.det_losses import fastrcnn_loss, maskrcnn_loss
 from .det_utils import BalancedSampler, BoxCoder, Matcher, clip_boxes, keep_large
 
 
-@HEADS.register()
 class RoIHeads(nn.Module):
     def __init__(self, box_roi_pool: nn.Module, box_head: nn.Module, box_predictor: nn.Module,
                  fg_iou_thresh: float = 0.5, bg_iou_thresh: float = 0.5, batch_size_per_image: int = 512,

@@ -5,10 +5,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from ... import ops
-from ...registry import HEADS
 from ..losses.det_losses import rpn_loss
 from .det_utils import AnchorGenerator, BalancedSampler, BoxCoder, Matcher, clip_boxes, keep_large
 
@@ -20,7 +18,6 @@ class _ConvReLU(nn.Sequential):
         super().__init__(nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True))
 
 
-@HEADS.register()
 class RPNHead(nn.Module):
     """3x3 conv then sibling 1x1 convs: objectness (A) and box deltas (4A) per position."""
 
@@ -55,7 +52,6 @@ def _flatten_levels(logits: List[Tensor], deltas: List[Tensor]) -> Tuple[Tensor,
     return torch.cat(out_l, 1).flatten(0, -2), torch.cat(out_d, 1).reshape(-1, 4)
 
 
-@HEADS.register()
 class RegionProposalNetwork(nn.Module):
     def __init__(self, anchor_generator: AnchorGenerator, head: RPNHead, fg_iou_thresh: float = 0.7,
                  bg_iou_thresh: float = 0.3, batch_size_per_image: int = 256, positive_fraction: float = 0.5,

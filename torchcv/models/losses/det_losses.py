@@ -7,11 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...registry import LOSSES
 from ... import ops
 
 
-@LOSSES.register()
 def rpn_loss(objectness: Tensor, deltas: Tensor, labels: List[Tensor], targets: List[Tensor],
              pos: List[Tensor], neg: List[Tensor]) -> Tuple[Tensor, Tensor]:
     """Objectness BCE over the sampled anchors; smooth-L1 (beta 1/9) of positive anchors' deltas,
@@ -27,7 +25,6 @@ def rpn_loss(objectness: Tensor, deltas: Tensor, labels: List[Tensor], targets: 
     return obj_loss, box_loss
 
 
-@LOSSES.register()
 def fastrcnn_loss(class_logits: Tensor, box_regression: Tensor, labels: List[Tensor],
                   regression_targets: List[Tensor]) -> Tuple[Tensor, Tensor]:
     """Cross-entropy over sampled RoIs; smooth-L1 of the true class's deltas for positives."""
@@ -48,7 +45,6 @@ def project_masks(gt_masks: Tensor, boxes: Tensor, matched: Tensor, size: int) -
     return ops.roi_align(gt_masks[:, None].to(rois), rois, (size, size), 1.0)[:, 0]
 
 
-@LOSSES.register()
 def maskrcnn_loss(mask_logits: Tensor, proposals: List[Tensor], gt_masks: List[Tensor], gt_labels: List[Tensor],
                   matched: List[Tensor]) -> Tensor:
     """Per-pixel BCE on the mask channel of the ground-truth class."""

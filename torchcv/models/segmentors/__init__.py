@@ -1,3 +1,3 @@
-from torchcv.utils_import import import_submodules
+from torchcv.utils.imports import import_submodules
 
 import_submodules(__name__, __path__)

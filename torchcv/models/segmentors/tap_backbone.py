@@ -16,7 +16,7 @@ from torch import nn
 
 from ...registry import BACKBONES, ConfigError
 from ..backbones.features import _flatten, _freeze_bn
-from ..backbones.torchvision_nets import ARCHS, build_torchvision_net
+from ..backbones.torchvision_nets import ARCH_NAMES, build_torchvision_net
 
 
 @BACKBONES.register()
@@ -37,7 +37,7 @@ class LayerTapBackbone(nn.Module):
                  pretrained: Optional[str] = None, norm: str = "bn", arch_kwargs: Optional[dict] = None,
                  bn_momentum: Optional[float] = None):
         super().__init__()
-        if arch not in ARCHS:
+        if arch not in ARCH_NAMES:
             raise ConfigError(f"LayerTapBackbone.arch: '{arch}' is not a known architecture")
         kwargs = dict(arch_kwargs or {})
         if output_stride != 32:

@@ -73,7 +73,7 @@ def convert_torchvision_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, 
 def load_torchvision_weights(model: nn.Module, path_or_state) -> None:
     """Load torchvision segmentation weights (a path or a state_dict); every key must match."""
     if isinstance(path_or_state, str):
-        from ...engine.checkpoint import load_checkpoint
+        from ...utils.weights import load_checkpoint
         state = load_checkpoint(path_or_state)
         state = state.get("model", state)
     else:
