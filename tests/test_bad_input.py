@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-from torchcv.cli import test_main, train_main
+from torchcv import cli
+from torchcv.cli import train_main
 
 from conftest import CLS_FAST, PY, ROOT, run
 
@@ -67,7 +68,7 @@ def test_checkpoint_paths(tmp_path, shapes_cls, capsys):
     one_line_error(capsys, rc, 1, "checkpoint not found", "nope.pth")
     rc = train_main(base + ["--load-from", str(tmp_path / "missing.pth")])
     one_line_error(capsys, rc, 1, "checkpoint not found", "missing.pth")
-    rc = test_main([CLS, str(tmp_path / "none.pth"), *CLS_FAST, f"data.root={shapes_cls}"])
+    rc = cli.test_main([CLS, str(tmp_path / "none.pth"), *CLS_FAST, f"data.root={shapes_cls}"])
     one_line_error(capsys, rc, 1, "none.pth", "Train first")
 
 

@@ -49,3 +49,32 @@ def test_list_models_cli():
     assert "FeatureBackbone" in run([sys.executable, "tools/list_models.py", "backbones"]).stdout
     bad = run([sys.executable, "tools/list_models.py", "modles"], check=False)
     assert bad.returncode == 2 and "models" in bad.stderr
+
+
+def test_import_torchcv_fills_every_registry():
+    # a fresh interpreter: nothing but `import torchcv`
+    code = ("import torchcv\nfrom torchcv.registry import all_registries\n"
+            "print({r.name: len(r) for r in all_registries()})")
+    counts = eval(run([sys.executable, "-c", code]).stdout.strip().splitlines()[-1])
+    assert set(counts) == {"models", "archs", "backbones", "necks", "heads", "losses", "datasets", "transforms",
+                           "tasks", "hooks", "evaluators"}
+    assert all(n > 0 for n in counts.values()), counts
+    assert counts["hooks"] >= 6 and counts["tasks"] >= 3 and counts["archs"] >= 37
+    out = run([sys.executable, "tools/list_models.py", "hooks"]).stdout
+    for name in ("IterTimerHook", "LrSchedulerHook", "LoggerHook", "EvalHook", "CheckpointHook", "PlotHook"):
+        assert name in out
+
+
+def test_only_buildable_parts_are_registered():
+    # every registered class can be built from a config: no plain tensor functions, no parts that
+    # only a detector's constructor can assemble
+    import inspect
+    from torchcv.registry import all_registries
+    for reg in all_registries():
+        for name in reg.names():
+            target = reg.get(name)
+            assert callable(target), (reg.name, name)
+            if reg.name == "losses":
+                assert inspect.isclass(target) and issubclass(target, nn.Module), name
+    from torchcv.registry import HEADS, LOSSES
+    assert "RoIHeads" not in HEADS and "RPNHead" not in HEADS and "rpn_loss" not in LOSSES

@@ -30,7 +30,7 @@ def main(argv=None):
     ap.add_argument("--device", default=None)
     ap.add_argument("--debug", action="store_true")
     ap.add_argument("overrides", nargs="*")
-    a = ap.parse_args(argv)
+    a = ap.parse_intermixed_args(argv)
     from torchcv.cli import _run
     return _run(lambda _: demo(a), argv, a.debug)
 

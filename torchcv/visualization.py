@@ -76,8 +76,12 @@ def draw_instances(image: np.ndarray, boxes: Any, labels: Any, class_names: Opti
 
 
 def draw_text_lines(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
-    """Text lines in the top-left corner on a dark band (classification labels)."""
+    """Text lines in the top-left corner on a dark band (classification labels). Images smaller
+    than 160 px are enlarged (nearest neighbour) by an integer factor first, so the text is legible."""
     img = np.ascontiguousarray(image).copy()
+    if min(img.shape[:2]) < 160:
+        k = -(-160 // max(1, min(img.shape[:2])))
+        img = cv2.resize(img, (img.shape[1] * k, img.shape[0] * k), interpolation=cv2.INTER_NEAREST)
     scale = max(0.35, min(img.shape[:2]) / 400)
     step = int(14 * scale / 0.35 * 0.9) + 2
     width = max((cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines), default=0)

@@ -23,7 +23,7 @@ from typing import Any, Callable, List, Optional
 from torch.utils.data import Dataset
 
 from ..utils.errors import CorruptImageError
-from ..utils.rng import derive_seed, isolated_rng
+from ..utils.rng import derive_seed, preserved_rng, seed_cpu_streams
 
 logger = logging.getLogger("torchcv")
 EVAL_EPOCH = -1
@@ -47,17 +47,23 @@ class SampleReader(Dataset):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
-    def read(self, index: int, epoch: int) -> Any:
-        with isolated_rng(derive_seed(self.seed, epoch, index), cuda=False):
-            return self.dataset[index]
-
     def __getitem__(self, key: Any) -> Any:
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: List[Any]) -> List[Any]:
+        """A batch of items (the DataLoader's fetcher calls this): the outer random streams are
+        saved and restored once per batch, each item is read on its own seeded streams."""
+        with preserved_rng(cuda=False):
+            return [self._read(key) for key in keys]
+
+    def _read(self, key: Any) -> Any:
         index, epoch = key if isinstance(key, tuple) else (key, EVAL_EPOCH)
         n = len(self.dataset)
         for attempt in range(n):
             i = (index + attempt) % n
             try:
-                return self.read(i, epoch)
+                seed_cpu_streams(derive_seed(self.seed, epoch, i))
+                return self.dataset[i]
             except CorruptImageError as e:
                 if not self.skip_corrupt:
                     raise CorruptImageError(f"{e}. Remove or replace the file, or set data.skip_corrupt=true "
