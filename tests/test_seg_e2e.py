@@ -39,12 +39,16 @@ def test_train_resume_val_test_through_run_script(tiny):
     assert [r["iter"] for r in train][-3:] == [4, 5, 6]  # resumed, not restarted
     assert train[-1]["loss"] < train[0]["loss"]
     vals = [r for r in recs if r["mode"] == "val"]
-    assert len(vals) >= 2 and all(0.0 <= v["mIoU"] <= 1.0 and 0.0 <= v["aAcc"] <= 1.0 for v in vals)
+    assert [v["iter"] for v in vals] == [3, 6]  # val_interval 3, and the run that stopped at 3 validated once
 
     p = run(["bash", SCRIPT, "val", tag, *CI], env=env)
     with open(os.path.join(work, "metrics_val.json")) as f:
         m = json.load(f)
-    assert m["split"] == "val" and all(0.0 <= m[k] <= 1.0 for k in ("mIoU", "aAcc", "mAcc", "fwIoU"))
+    # val mode evaluates best.pth: the same numbers as the best validation during training
+    best = max(vals, key=lambda v: v["mIoU"])
+    assert m["split"] == "val" and m["checkpoint"].endswith("best.pth")
+    for k in ("mIoU", "aAcc", "mAcc", "fwIoU"):
+        assert m[k] == pytest.approx(best[k], abs=1e-12), k
     assert "background" in p.stdout + p.stderr  # the per-class IoU table was printed
 
     run(["bash", SCRIPT, "test", tag, *CI], env=env)
@@ -53,4 +57,16 @@ def test_train_resume_val_test_through_run_script(tiny):
     assert pngs == ["test_00000.png", "test_00001.png", "test_00002.png"]
     im = Image.open(os.path.join(out, pngs[0]))
     assert im.mode == "P" and im.size == (64, 64) and np.array(im).max() < 4
-    assert os.path.isfile(os.path.join(out, "metrics_test.json"))
+    # the written predictions are the ones scored: the pixel accuracy recomputed from the PNGs
+    # against the ground-truth masks equals the reported aAcc
+    with open(os.path.join(out, "metrics_test.json")) as f:
+        reported = json.load(f)
+    root = env["TORCHCV_SHAPES_SEG"]
+    right = total = 0
+    for name in pngs:
+        pred = np.array(Image.open(os.path.join(out, name)))
+        gt = np.array(Image.open(os.path.join(root, "SegmentationClass", name)))
+        valid = gt != 255
+        right += int((pred[valid] == gt[valid]).sum())
+        total += int(valid.sum())
+    assert right / total == pytest.approx(reported["aAcc"], abs=1e-9)

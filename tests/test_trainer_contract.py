@@ -134,3 +134,26 @@ def test_default_hooks_replace_or_disable_and_storage_values_are_logged(tmp_path
     assert not os.path.exists(tmp_path / "replaced" / "checkpoints" / "epoch_1.pth")
     with pytest.raises(ConfigError, match="default_hooks.chekpoint.*'checkpoint'"):
         make(tmp_path, "default_hooks={chekpoint: null}", wd="bad").train()
+
+
+def test_checkpoint_of_the_first_format_still_resumes(tmp_path):
+    """A checkpoint as the first engine wrote it (one optimizer/scheduler, best score in meta)."""
+    over = ["train.max_epochs=3", "train.keep_checkpoints=0"]
+    make(tmp_path, *over, wd="straight").train()
+    new = load_checkpoint(str(tmp_path / "straight" / "checkpoints" / "epoch_1.pth"))
+    default = new["optimizers"]["default"]
+    old = {"model": new["model"], "optimizer": default["optimizer"], "scheduler": default["scheduler"],
+           "scaler": new["scaler"], "ema": None,
+           "meta": {"epoch": 1, "iter": 8, "inner_iter": 0, "best_score": new["hooks"]["checkpoint"]["best_score"],
+                    "best_metric": "top1", "world_size": 1, "torchcv": "0.1.0", "torch": torch.__version__},
+           "rng": new["rng"], "config": new["config"]}
+    os.makedirs(tmp_path / "old" / "checkpoints")
+    torch.save(old, tmp_path / "old" / "checkpoints" / "epoch_1.pth")
+    t = make(tmp_path, *over, wd="old", resume=True)
+    t.train()
+    a = load_checkpoint(str(tmp_path / "straight" / "checkpoints" / "epoch_3.pth"))
+    b = load_checkpoint(str(tmp_path / "old" / "checkpoints" / "epoch_3.pth"))
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert b["format"] == 2 and a["hooks"]["checkpoint"]["best_score"] == b["hooks"]["checkpoint"]["best_score"]
+    assert t.optims["default"].updates == 24

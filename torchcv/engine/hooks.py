@@ -142,8 +142,9 @@ class LoggerHook(Hook):
         lrs = {k: v for k, v in means.items() if k.startswith("lr/")}
         lr = (f"lr {means.get('lr', 0.0):.3e}" if len(lrs) <= 1
               else "  ".join(f"{k} {v:.3e}" for k, v in sorted(lrs.items())))
-        scalars = "  ".join(f"{k} {v:.4f}" for k, v in means.items()
-                            if k not in ("time", "data_time", "lr") and not k.startswith("lr/"))
+        shown = [k for k in means if k not in ("time", "data_time") and not _is_lr(k)]
+        shown.sort(key=lambda k: not k.startswith("loss"))  # losses first, then other scalars
+        scalars = "  ".join(f"{k} {means[k]:.4f}" for k in shown)
         return (f"{where}  eta {format_duration(eta)}  {lr}  {scalars}  "
                 f"{1.0 / t if t > 0 else 0:.2f} it/s  data {means.get('data_time', 0):.3f}s  "
                 f"mem {memory_mb(trainer.device):.0f}M")
