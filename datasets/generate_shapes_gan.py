@@ -9,8 +9,8 @@ Every image shows one shape (circle, square or triangle) at a random place, size
 
 - ``paired`` (pix2pix, the reference's aligned layout ``<split>/<id>.png``, A|B side by side): A is
   the shape's white outline on black; B the shape filled with its class colour (circle red, square
-  green, triangle blue) on a fixed striped texture. Translating A to B means recognising the shape
-  from its outline.
+  green, triangle blue) on a fixed striped texture (it varies along rows only, so flips keep it
+  predictable). Translating A to B means recognising the shape from its outline.
 - ``unpaired`` (CycleGAN, ``<split>A/``, ``<split>B/``): domain A draws shapes in palette A (red,
   green, blue on light grey), domain B in palette B (yellow, magenta, cyan on dark blue-grey): the
   true A -> B mapping is this palette swap. Training A and B images come from independent scenes
@@ -67,10 +67,11 @@ def shape_mask(scene: Dict, size: int, outline: bool = False) -> np.ndarray:
 
 
 def texture(size: int) -> np.ndarray:
-    """The fixed background of paired B images: diagonal stripes over a soft vertical gradient."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    stripes = np.sin(2 * np.pi * (xx + yy) / 12.0)[..., None] * np.array([18, 14, 10], np.float32)
-    grad = (yy / size)[..., None] * np.array([-30, -10, 25], np.float32)
+    """The fixed background of paired B images: horizontal stripes over a vertical colour gradient.
+    It depends on the row only, so a horizontal flip of a pair leaves it predictable from A."""
+    yy = np.mgrid[0:size, 0:size][0].astype(np.float32)
+    stripes = np.sin(2 * np.pi * yy / 8.0)[..., None] * np.array([22, 18, 12], np.float32)
+    grad = (yy / size)[..., None] * np.array([-40, -10, 30], np.float32)
     return np.array([150, 140, 120], np.float32) + stripes + grad
 
 

@@ -289,12 +289,15 @@ def build_discriminator(in_channels: int, arch: str = "basic", ndf: int = 64, n_
 
 
 def network_entry(cfg: Optional[Dict[str, Any]], key: str, builder) -> Dict[str, Any]:
-    """Check a generator / discriminator config entry against its builder's arguments."""
-    from ...registry import check_arguments
+    """Check a generator / discriminator config entry against its builder's options."""
+    import inspect
     cfg = dict(cfg or {})
     if "type" in cfg:
         raise ConfigError(f"{key}: a network entry names its architecture with 'arch', not 'type' "
                           f"(e.g. {{arch: unet_256, ngf: 64}})")
-    check_arguments(builder, {"in_channels": 0, "out_channels": 0, **cfg}
-                    if builder is build_generator else {"in_channels": 0, **cfg}, key)
+    accepted = [n for n in inspect.signature(builder).parameters if n not in ("in_channels", "out_channels", "key")]
+    for name in cfg:
+        if name not in accepted:
+            raise ConfigError(f"{key}: unknown option '{name}'.{did_you_mean(name, accepted)} "
+                              f"Accepted: {', '.join(accepted)}")
     return cfg

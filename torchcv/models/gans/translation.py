@@ -54,11 +54,17 @@ class TranslationGAN(nn.Module):
             for p in net.parameters():
                 p.requires_grad_(flag)
 
-    def d_pair_loss(self, netD: nn.Module, real: torch.Tensor, fake: torch.Tensor, suffix: str = "") -> Losses:
-        """The reference's ``backward_D_basic``: (real + fake) / 2 for one discriminator, plus the
-        gradient penalty under ``wgangp``."""
-        loss_real = self.criterion(netD(real), True)
-        loss_fake = self.criterion(netD(fake.detach()), False)
+    def d_pair_loss(self, netD: nn.Module, real: torch.Tensor, fake: torch.Tensor, suffix: str = "",
+                    fake_first: bool = False) -> Losses:
+        """The reference's discriminator loss: (real + fake) / 2, plus the gradient penalty under
+        ``wgangp``. ``fake_first``: pix2pix scores the fake batch first, CycleGAN the real one (the
+        order matters to batch-norm running statistics)."""
+        if fake_first:
+            loss_fake = self.criterion(netD(fake.detach()), False)
+            loss_real = self.criterion(netD(real), True)
+        else:
+            loss_real = self.criterion(netD(real), True)
+            loss_fake = self.criterion(netD(fake.detach()), False)
         total = (loss_real + loss_fake) * 0.5
         logged = {f"loss_D{suffix}_real": loss_real, f"loss_D{suffix}_fake": loss_fake}
         if self.gan_mode == "wgangp":
@@ -125,7 +131,8 @@ class Pix2Pix(TranslationGAN):
         return loss_gan + loss_l1, {"loss_G_GAN": loss_gan, "loss_G_L1": loss_l1}
 
     def discriminator_losses(self, real_A, real_B, fakes, pools=None) -> Losses:
-        return self.d_pair_loss(self.netD, torch.cat([real_A, real_B], 1), torch.cat([real_A, fakes["fake_B"]], 1))
+        return self.d_pair_loss(self.netD, torch.cat([real_A, real_B], 1), torch.cat([real_A, fakes["fake_B"]], 1),
+                                fake_first=True)
 
 
 @MODELS.register()
@@ -178,7 +185,8 @@ class CycleGAN(TranslationGAN):
         logged["loss_G_B"] = self.criterion(self.netD_B(fakes["fake_A"]), True, for_discriminator=False)
         logged["loss_cycle_A"] = F.l1_loss(fakes["rec_A"], real_A) * self.lambda_A
         logged["loss_cycle_B"] = F.l1_loss(fakes["rec_B"], real_B) * self.lambda_B
-        return sum(logged.values()), logged
+        order = ("loss_G_A", "loss_G_B", "loss_cycle_A", "loss_cycle_B", "loss_idt_A", "loss_idt_B")  # the reference's sum
+        return sum(logged[k] for k in order if k in logged), logged
 
     def discriminator_losses(self, real_A, real_B, fakes, pools=None) -> Losses:
         fake_B, fake_A = fakes["fake_B"], fakes["fake_A"]
