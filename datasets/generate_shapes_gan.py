@@ -13,7 +13,9 @@ Every image shows one shape (circle, square or triangle) at a random place, size
   predictable). Translating A to B means recognising the shape from its outline.
 - ``unpaired`` (CycleGAN, ``<split>A/``, ``<split>B/``): domain A draws shapes in palette A (red,
   green, blue on light grey), domain B in palette B (yellow, magenta, cyan on dark blue-grey): the
-  true A -> B mapping is this palette swap. Training A and B images come from independent scenes
+  true A -> B mapping is this palette swap. Circles, squares and triangles occur in proportions
+  0.5 / 0.3 / 0.2 in both domains, so the swap is the only colour mapping that also matches the
+  colour statistics of B. Training A and B images come from independent scenes
   (unpaired); the i-th val/test A and B images show the same scene, so translations can also be
   compared with the truth.
 
@@ -38,10 +40,13 @@ PAIRED_COLOURS = {"circle": (220, 60, 50), "square": (60, 180, 70), "triangle": 
 PALETTE_A = {"circle": (220, 60, 50), "square": (60, 180, 70), "triangle": (50, 90, 220), "bg": (200, 200, 200)}
 PALETTE_B = {"circle": (235, 205, 40), "square": (200, 50, 200), "triangle": (40, 200, 210), "bg": (40, 50, 70)}
 NOISE = 3.0  # pixel noise (sigma, in 0..255 units)
+# unpaired data: unequal class frequencies, the same in both domains, so the true palette swap is the
+# only colour mapping under which translated A images have the colour statistics of B
+UNPAIRED_SHAPE_WEIGHTS = (0.5, 0.3, 0.2)
 
 
-def sample_scene(rng: np.random.Generator, size: int) -> Dict:
-    shape = SHAPES[int(rng.integers(3))]
+def sample_scene(rng: np.random.Generator, size: int, weights=None) -> Dict:
+    shape = SHAPES[int(rng.choice(3, p=weights))] if weights is not None else SHAPES[int(rng.integers(3))]
     r = rng.uniform(0.2, 0.34) * size
     cx, cy = rng.uniform(r + 1, size - r - 1, 2)
     return {"shape": shape, "r": r, "cx": cx, "cy": cy, "angle": rng.uniform(0, 2 * np.pi)}
@@ -106,9 +111,10 @@ def generate(out: str, kind: str = "paired", size: int = 64, n_train: int = 400,
     scorer_images: Dict[str, List[Tuple[np.ndarray, str]]] = {"train": [], "val": []}
     for offset, (split, n) in enumerate((("train", n_train), ("val", n_val), ("test", n_test))):
         rng = np.random.default_rng([seed, offset])
+        weights = UNPAIRED_SHAPE_WEIGHTS if kind == "unpaired" else None
         for i in range(n):
             name = f"{i:05d}.png"
-            scene = sample_scene(rng, size)
+            scene = sample_scene(rng, size, weights)
             if kind == "paired":
                 a, b = render_paired(scene, size, rng)
                 save(os.path.join(out, split, name), np.concatenate([a, b], axis=1))
@@ -116,7 +122,7 @@ def generate(out: str, kind: str = "paired", size: int = 64, n_train: int = 400,
                 domains = (("A", a, scene), ("B", b, scene))
             else:
                 # training domains come from independent scenes; val/test pairs share theirs
-                scene_b = sample_scene(rng, size) if split == "train" else scene
+                scene_b = sample_scene(rng, size, weights) if split == "train" else scene
                 a = render_palette(scene, size, PALETTE_A, rng)
                 b = render_palette(scene_b, size, PALETTE_B, rng)
                 save(os.path.join(out, f"{split}A", name), a)

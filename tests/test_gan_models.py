@@ -170,3 +170,20 @@ def test_train_mode_forward_returns_named_losses_and_eval_mode_translations():
     out = m(a, b)
     assert set(out) == {"fake_B", "rec_A", "fake_A", "rec_B"} and out["fake_B"].shape == a.shape
     assert set(m(a)) == {"fake_B", "rec_A"}
+
+
+@pytest.mark.parametrize("mode", ["hinge", "wgangp"])
+def test_hinge_and_wgangp_losses_in_a_pix2pix_step(mode):
+    torch.manual_seed(0)
+    m = Pix2Pix(generator={"arch": "unet_32", "ngf": 4}, discriminator={"ndf": 4}, gan_mode=mode)
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    fakes = m.generate(a, b)
+    total, logged = m.discriminator_losses(a, b, fakes)
+    extra = {"loss_D_gp"} if mode == "wgangp" else set()
+    assert set(logged) == {"loss_D_real", "loss_D_fake"} | extra
+    expected = (logged["loss_D_real"] + logged["loss_D_fake"]) * 0.5 + (logged["loss_D_gp"] if extra else 0)
+    assert torch.allclose(total, expected)
+    total.backward()
+    assert all(p.grad is not None for p in m.netD.parameters())
+    g_total, g_logged = m.generator_losses(a, b, fakes)
+    assert torch.allclose(g_total, g_logged["loss_G_GAN"] + g_logged["loss_G_L1"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ from torch.utils.data import Dataset
 from ..config import Key
 from ..data.datasets.translation import PairedImageDataset, to_model_range, with_channels
 from ..data.image_io import read_image
+from ..evaluation.translation import to_uint8_hwc as display
 from ..registry import TASKS, ConfigError
 from ..utils import dist
 from ..utils.rng import derive_seed
@@ -50,15 +52,9 @@ def side_by_side(*images: np.ndarray, gap: int = 2) -> np.ndarray:
     tiles = []
     for im in images:
         if im.shape[0] != h:
-            import cv2
             im = cv2.resize(im, (max(1, round(im.shape[1] * h / im.shape[0])), h), interpolation=cv2.INTER_AREA)
         tiles += [im, np.full((h, gap, 3), 255, np.uint8)]
     return np.concatenate(tiles[:-1], axis=1)
-
-
-def display(x: torch.Tensor) -> np.ndarray:
-    from ..evaluation.translation import to_uint8_hwc
-    return to_uint8_hwc(x)
 
 
 @TASKS.register("gan")
@@ -77,7 +73,7 @@ class GanTask(Task):
         self.pool_size = int(gan.get("pool_size", 50))
         self.g_name = gan.get("generator_optimizer", "G")
         self.d_name = gan.get("discriminator_optimizer", "D")
-        self.seed = int(cfg.get("seed") or 0)
+        self.seed = int(cfg.get("seed") or 0)  # the trainer's seed (--seed) replaces it in build_train_loader
         self.pools: Dict[str, ImagePool] = {}
 
     # ---- building -------------------------------------------------------------------------------
@@ -103,6 +99,7 @@ class GanTask(Task):
         if dist.get_world_size() > 1:
             raise ConfigError("task gan trains in one process (its networks are stepped in the reference's order "
                               "outside DDP): run with NGPUS=1")
+        self.seed = seed  # seeds the image pools (the trainer builds the loader before the model)
         return super().build_train_loader(seed)
 
     def check_compatible(self, model: nn.Module, dataset: Dataset, split: str) -> None:
