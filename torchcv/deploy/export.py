@@ -63,6 +63,12 @@ def contract(task: str, model: nn.Module, example: Tensor) -> Tuple[nn.Module, L
     """(module to export, input names, output names) for ``task``."""
     if task == "detection":
         keys = detection_keys(model, example)
+        if "keypoints" in keys:
+            # heatmaps_to_keypoints resizes each heatmap to its box with Python sizes: a trace would
+            # freeze the first image's boxes into the graph and answer wrongly for any other image
+            raise ExportError("keypoint models do not export yet: the keypoint post-processing "
+                              "(torchcv.models.heads.keypoint_head.heatmaps_to_keypoints) uses per-box Python sizes "
+                              "that tracing would freeze; boxes/masks models export")
         return DetectionExportWrapper(model, keys).eval(), ["image"], keys
     if task in ("classification", "segmentation", "video"):
         return model, ["images"], ["logits"]
@@ -128,9 +134,8 @@ def export(model: nn.Module, task: str, fmt: str, example: Tensor, out: str, dyn
 def _dynamic_shapes(task: str, example: Tensor, dynamic: bool):
     if not dynamic or task == "detection":
         return None
-    dims = {0: torch.export.Dim("batch", max=1024), 2: torch.export.Dim("height", min=32, max=4096),
-            3: torch.export.Dim("width", min=32, max=4096)}
-    return ({k: v for k, v in dims.items() if k < example.dim()},)
+    # DYNAMIC: torch.export works out the constraints (e.g. sizes a stride-32 network accepts)
+    return ({k: torch.export.Dim.DYNAMIC for k in (0, 2, 3) if k < example.dim()},)
 
 
 def _export_onnx(module, task, example, out, inputs, outputs, dynamic):

@@ -135,6 +135,8 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = False,
     all matches: that is a checkpoint from another model.
     """
     path = resolve_weights(path)
+    if hasattr(unwrap(model), "load_torchcv_weights"):  # a model with its own file layout (int8 models)
+        return unwrap(model).load_torchcv_weights(path)
     sd = extract_state_dict(load_checkpoint(path))
     if key_map:
         sd = remap_keys(sd, key_map)
