@@ -53,3 +53,24 @@ def test_unquantizable_arch_is_one_line(tmp_path, shapes_cls, capsys):
     torch.save({"w": torch.zeros(1)}, weights)
     rc = quantize.main([CLS, str(weights), *CLS_FAST, f"data.root={shapes_cls}", "model.arch=vgg11"])
     one_line_error(capsys, rc, 2, "torchvision cannot quantize 'vgg11'", "resnet18", "mobilenet_v2")
+
+
+def test_qat_through_the_trainer_then_int8_evaluates(tmp_path, shapes_cls):
+    from torchcv.cli import test_main, train_main
+    torch.manual_seed(0)
+    fp32 = tmp_path / "fp32.pth"
+    torch.save({"model": ImageClassifier("resnet18", 6).state_dict()}, fp32)
+    cfg = "configs/cls/shapes/resnet18_shapes_qat.yaml"
+    common = [*CLS_FAST, f"data.root={shapes_cls}", f"model.backend={ENGINE}"]
+    wd = tmp_path / "qat"
+    assert train_main([cfg, "--work-dir", str(wd), *common, f"model.fp32_weights={fp32}", "train.max_epochs=2",
+                       "train.plot=false", "custom_hooks.0.freeze_observers_epoch=1"]) == 0
+    int8 = wd / "checkpoints" / f"int8_{ENGINE}.pth"
+    assert int8.exists()
+    # observers frozen from epoch 1: the second epoch left every scale as it was after the first
+    last = torch.load(wd / "checkpoints" / "epoch_2.pth", weights_only=True)["model"]
+    first = torch.load(wd / "checkpoints" / "epoch_1.pth", weights_only=True)["model"]
+    scales = [k for k in last if k.endswith("activation_post_process.scale")]
+    assert scales and all(torch.equal(last[k], first[k]) for k in scales)
+    assert test_main([cfg, str(int8), "--work-dir", str(tmp_path / "t"), "--split", "val", *common,
+                      "model.type=QuantizedImageClassifier"]) == 0

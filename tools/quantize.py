@@ -35,7 +35,6 @@ def main(argv=None):
 
 def run(a) -> int:
     import copy
-    from collections import OrderedDict
 
     import torch
 
@@ -66,10 +65,7 @@ def run(a) -> int:
     n = Q.calibrate(net, (batch[0] for batch in loader if batch is not None), limit=a.calib_batches)
     Q.convert(net)
     out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.checkpoint)), f"int8_{a.backend}.pth")
-    sd = net.state_dict()
-    state = OrderedDict((f"net.{k}", v) for k, v in sd.items())
-    # module versions tell quantized layers how to read their packed parameters: keep them
-    state._metadata = OrderedDict((f"net.{k}" if k else "net", v) for k, v in sd._metadata.items())
+    state = Q.int8_state_dict(net)
     save_checkpoint(out, {"model": state, "meta": {"arch": arch, "backend": a.backend, "calib_batches": n,
                                                    "fp32_checkpoint": a.checkpoint}, "config": cfg.dump()})
     extra = "" if a.backend == "x86" else f" +model.backend={a.backend}"
