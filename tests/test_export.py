@@ -60,10 +60,13 @@ def test_detection_onnx_matches_eager_as_sets(tmp_path, config, keys):
     x = torch.rand(3, 128, 160, generator=torch.Generator().manual_seed(1))
     assert detection_keys(model, x) == keys
     path = export(model, "detection", "onnx", x, str(tmp_path / "det.onnx"))
-    for img in (x, torch.rand(3, 128, 160, generator=torch.Generator().manual_seed(2))):
+    g = torch.Generator().manual_seed(2)
+    for img in (x, torch.rand(3, 128, 160, generator=g), torch.rand(3, 100, 190, generator=g)):  # two sizes
         out = onnxruntime_outputs(path, img)
         ref = eager_outputs("detection", model, img)
         assert len(out) == len(keys) and out[0].shape[0] > 0
+        if "masks" in keys:
+            assert out[3].shape[-2:] == img.shape[-2:]
         compare("detection", out, ref, atol=1e-3)
     # the same file on an image without detections: every output empty
     empty = _det_model(config, "+model.roi_heads={score_thresh: 0.999}")

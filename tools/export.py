@@ -6,10 +6,10 @@
 
 classification / segmentation: images [B, 3, H, W] -> logits (modern exporter; --dynamic makes
 batch, height and width symbolic). detection: one image [3, H, W] in [0, 1] -> boxes, labels, scores
-[, masks | keypoints, keypoints_scores] (legacy ONNX exporter, opset 17; the input size is the one
-traced, --input-size, default the config's model.min_size square). --check runs the ONNX file in
-onnxruntime against eager on the export input and on a second input (another size where the
-export is dynamic) and prints the largest differences.
+[, masks] (legacy ONNX exporter, opset 17; any input size: the example traced is --input-size,
+default the config's model.min_size square). --check runs the ONNX file in onnxruntime against
+eager on the export input and on a second input of another size (where the export is dynamic:
+always for detection) and prints the largest differences.
 """
 from __future__ import annotations
 
@@ -73,8 +73,10 @@ def run(a) -> int:
     print(f"{task_name} model -> {out} ({a.format}{', dynamic' if a.dynamic else ''}, input {tuple(example.shape)})")
     if a.check and a.format == "onnx":
         second = torch.rand_like(example)
-        if a.dynamic and task_name != "detection":
-            second = torch.randn(2, 3, example.shape[-2] + 32, example.shape[-1] - 32)
+        if task_name == "detection":
+            second = torch.rand(3, example.shape[-2] + 32, example.shape[-1] - 32)
+        elif a.dynamic:
+            second = torch.randn(2, 3, example.shape[-2] + 32, example.shape[-1] + 32)
         for name, x in (("export input", example), (f"second input {tuple(second.shape)}", second)):
             diffs = compare(task_name, onnxruntime_outputs(out, x), eager_outputs(task_name, model, x))
             print(f"onnxruntime vs eager on the {name}: max abs difference per output {diffs}")

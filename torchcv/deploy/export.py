@@ -10,7 +10,9 @@ Which exporter: classification and segmentation use the modern exporter (``torch
 ``dynamo=True``; ``--dynamic`` makes batch, height and width symbolic). Detection uses the legacy
 tracing exporter (opset 17, our ops through ``torchcv.ops.onnx``), because the post-processing has
 data-dependent control flow (how many boxes survive NMS, empty-result branches) that ``torch.export``
-cannot capture; the number of detections N stays dynamic, the input size is the traced one.
+cannot capture. Under tracing the detector keeps its size arithmetic in the graph (resize scale,
+padding, clipping, top-k counts, mask canvas), so the exported model takes any image size, and the
+number of detections N is dynamic.
 Any detector whose eval forward takes a list of images and returns a list of dicts with those keys
 exports through the same wrapper: nothing here names a model class.
 """
@@ -144,6 +146,9 @@ def _export_onnx(module, task, example, out, inputs, outputs, dynamic):
 
         register_symbolics(LEGACY_OPSET)
         axes = {name: [0] for name in outputs}
+        axes["image"] = [1, 2]  # the model resizes internally: any input size
+        if "masks" in outputs:
+            axes["masks"] = [0, 2, 3]
         torch.onnx.export(module, (example,), out, dynamo=False, opset_version=LEGACY_OPSET, input_names=inputs,
                           output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
         return

@@ -109,6 +109,11 @@ class BalancedSampler:
 
 def clip_boxes(boxes: Tensor, size: Tuple[int, int]) -> Tensor:
     h, w = size
+    if torch.jit.is_tracing():  # the size is a traced value: keep it in the graph, not a constant
+        zero = torch.zeros((), dtype=boxes.dtype, device=boxes.device)
+        x = torch.min(torch.max(boxes[..., 0::2], zero), torch.as_tensor(w).to(boxes))
+        y = torch.min(torch.max(boxes[..., 1::2], zero), torch.as_tensor(h).to(boxes))
+        return torch.stack((x, y), dim=boxes.dim()).reshape(boxes.shape)
     x = boxes[..., 0::2].clamp(min=0, max=w)
     y = boxes[..., 1::2].clamp(min=0, max=h)
     return torch.stack((x, y), dim=boxes.dim()).reshape(boxes.shape)

@@ -105,7 +105,7 @@ def paste_masks_traceable(masks: Tensor, boxes: Tensor, image_size: Tuple[int, i
     """paste_masks without per-box Python values, for tracing (ONNX / TorchScript export): the
     bilinear resize is separable, so each canvas is Wy @ mask @ Wx^T. Same values as paste_masks
     up to float rounding (about 1e-6)."""
-    h_img, w_img = int(image_size[0]), int(image_size[1])
+    h_img, w_img = image_size  # traced values under tracing: the canvas follows the input size
     m = masks.shape[-1]
     scale = float(m + 2 * padding) / m
     padded = F.pad(masks, (padding,) * 4)[:, 0]                      # [N, M', M']
