@@ -1,5 +1,6 @@
-"""Export with the per-task contract, checked in onnxruntime against eager (two input sizes where
-the export is dynamic; detections compared as sets; an image without detections)."""
+"""Export with the per-task contract, checked in onnxruntime against eager (two input sizes;
+detections compared as sets; an image without detections). Classification goes through the CLI
+(--dynamic --check), segmentation is slow-marked (about a minute of torch.export on 2 cores)."""
 import os
 
 import pytest
@@ -17,16 +18,6 @@ from test_bad_input import one_line_error
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[export])")
 pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install -e .[export])")
-
-
-def test_classification_onnx_dynamic_two_sizes(tmp_path):
-    torch.manual_seed(0)
-    model = ImageClassifier("resnet18", 6).eval()
-    path = export(model, "classification", "onnx", torch.randn(1, 3, 64, 64), str(tmp_path / "cls.onnx"), dynamic=True)
-    for x in (torch.randn(1, 3, 64, 64), torch.randn(3, 3, 96, 80)):
-        out = onnxruntime_outputs(path, x)
-        assert out[0].shape == (x.shape[0], 6)
-        compare("classification", out, eager_outputs("classification", model, x))
 
 
 @pytest.mark.slow  # about 60 s on a busy 2-core CPU (torch.export of MobileNetV3 + LR-ASPP)
@@ -121,5 +112,6 @@ def test_export_cli_one_line_error_and_check(tmp_path, capsys):
     rc = export_tool.main([cfg, str(weights), "--format", "onnx", "--dynamic", "--input-size", "32", "32", "--check",
                            "--out", str(tmp_path / "cls.onnx")])
     out = capsys.readouterr().out
-    assert rc == 0 and "onnxruntime vs eager on the second input (2, 3, 64, 0)" not in out
+    # classification through the CLI: dynamic batch and size, checked in onnxruntime on two sizes
+    assert rc == 0 and "on the export input" in out and "on the second input (2, 3, 64, 64)" in out
     assert out.count("max abs difference") == 2
