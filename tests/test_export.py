@@ -37,14 +37,10 @@ def _det_model(config, *overrides):
     return TASKS.get("detection")(cfg).build_model().eval()
 
 
-def test_keypoint_model_refuses_to_export_wrongly(tmp_path):
-    model = _det_model("configs/pose/shapes/keypointrcnn_shufflenet_fpn_shapes.yaml")
-    with pytest.raises(ExportError, match="keypoint models do not export yet"):
-        export(model, "detection", "onnx", torch.rand(3, 128, 160), str(tmp_path / "kp.onnx"))
-
-
 @pytest.mark.parametrize("config,keys", [
     ("configs/det/shapes/maskrcnn_shufflenet_fpn_shapes.yaml", ["boxes", "labels", "scores", "masks"]),
+    ("configs/pose/shapes/keypointrcnn_shufflenet_fpn_shapes.yaml",
+     ["boxes", "labels", "scores", "keypoints", "keypoints_scores"]),
 ])
 def test_detection_onnx_matches_eager_as_sets(tmp_path, config, keys):
     model = _det_model(config, "+model.roi_heads={score_thresh: 0.0}")
@@ -59,7 +55,7 @@ def test_detection_onnx_matches_eager_as_sets(tmp_path, config, keys):
         if "masks" in keys:
             assert out[3].shape[-2:] == img.shape[-2:]
         compare("detection", out, ref, atol=1e-3)
-    # the same file on an image without detections: every output empty
+    # a model that keeps nothing: every output empty, in the contract's order
     empty = _det_model(config, "+model.roi_heads={score_thresh: 0.999}")
     path = export(empty, "detection", "onnx", x, str(tmp_path / "det_empty.onnx"))
     out = onnxruntime_outputs(path, torch.zeros(3, 128, 160))

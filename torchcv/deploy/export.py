@@ -65,12 +65,6 @@ def contract(task: str, model: nn.Module, example: Tensor) -> Tuple[nn.Module, L
     """(module to export, input names, output names) for ``task``."""
     if task == "detection":
         keys = detection_keys(model, example)
-        if "keypoints" in keys:
-            # heatmaps_to_keypoints resizes each heatmap to its box with Python sizes: a trace would
-            # freeze the first image's boxes into the graph and answer wrongly for any other image
-            raise ExportError("keypoint models do not export yet: the keypoint post-processing "
-                              "(torchcv.models.heads.keypoint_head.heatmaps_to_keypoints) uses per-box Python sizes "
-                              "that tracing would freeze; boxes/masks models export")
         return DetectionExportWrapper(model, keys).eval(), ["image"], keys
     if task in ("classification", "segmentation", "video"):
         return model, ["images"], ["logits"]

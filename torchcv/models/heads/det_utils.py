@@ -107,6 +107,14 @@ class BalancedSampler:
         return pos_masks, neg_masks
 
 
+def split_per_image(x: Tensor, counts: List[int]) -> List[Tensor]:
+    """``x.split(counts)``; a single image keeps ``x`` whole, so a traced (exported) model does not
+    freeze that image's count into the graph."""
+    if len(counts) == 1:
+        return [x]
+    return list(x.split(counts, 0))
+
+
 def clip_boxes(boxes: Tensor, size: Tuple[int, int]) -> Tensor:
     h, w = size
     if torch.jit.is_tracing():  # the size is a traced value: keep it in the graph, not a constant

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ... import ops
 from ...registry import HEADS
 from ..losses.det_losses import maskrcnn_loss
+from .det_utils import split_per_image
 from .roi_heads import RoIBranch
 
 
@@ -148,5 +149,5 @@ class MaskBranch(RoIBranch):
         counts = [r["labels"].shape[0] for r in results]
         labels = torch.cat([r["labels"] for r in results])
         probs = probs[torch.arange(probs.shape[0], device=labels.device), labels][:, None]
-        for r, m in zip(results, probs.split(counts, dim=0)):
+        for r, m in zip(results, split_per_image(probs, counts)):
             r["masks"] = m
