@@ -75,3 +75,36 @@ def test_unknown_name_is_one_line_with_close_names(tmp_path, shapes_cls, capsys,
                      "model.pretrained=torchvision://ResNet18_Weights.IMAGENET1K_V9"])
     one_line_error(capsys, rc, 1, "torchvision://ResNet18_Weights.IMAGENET1K_V9", "Did you mean",
                    "ResNet18_Weights.IMAGENET1K_V1")
+
+
+def test_detection_backbone_and_load_from_by_name(tmp_path, monkeypatch):
+    """A detection config's backbone ``pretrained`` and ``load_from`` take names too (the tutorial's
+    fine-tuning from COCO weights): both resolve into the simulated cache and load what is there."""
+    from torchcv.config import load_config
+    from torchcv.registry import MODELS
+    from torchcv.utils.weights import load_weights
+
+    from conftest import ROOT
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("TORCHCV_OFFLINE", "1")
+    folder = tmp_path / "torch_home" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.manual_seed(5)
+    imagenet = torchvision.models.shufflenet_v2_x1_0(num_classes=1000)
+    torch.save(imagenet.state_dict(), folder / os.path.basename(
+        torchvision.models.ShuffleNet_V2_X1_0_Weights.IMAGENET1K_V1.url))
+
+    cfg = load_config(os.path.join(ROOT, "configs/det/shapes/maskrcnn_shufflenet_fpn_shapes.yaml"),
+                      ["+model.backbone.pretrained=torchvision://ShuffleNet_V2_X1_0_Weights.DEFAULT"])
+    model = MODELS.build(cfg["model"])
+    assert torch.equal(model.backbone.body["conv1"][0].weight, imagenet.conv1[0].weight)
+    assert torch.equal(model.backbone.body["stage4"][0].branch2[0].weight, imagenet.stage4[0].branch2[0].weight)
+
+    # load_from: the file cached under Mask R-CNN's COCO name (here a detector of the same layout)
+    torch.manual_seed(6)
+    source = MODELS.build(load_config(os.path.join(ROOT, "configs/det/shapes/maskrcnn_shufflenet_fpn_shapes.yaml"))["model"])
+    torch.save(source.state_dict(), folder / os.path.basename(
+        torchvision.models.detection.MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url))
+    report = load_weights(model, "torchvision://MaskRCNN_ResNet50_FPN_Weights.COCO_V1")
+    assert report["missing"] == [] and report["mismatched"] == []
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))

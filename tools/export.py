@@ -6,7 +6,7 @@
 
 classification / segmentation: images [B, 3, H, W] -> logits (modern exporter; --dynamic makes
 batch, height and width symbolic). detection: one image [3, H, W] in [0, 1] -> boxes, labels, scores
-[, masks] (legacy ONNX exporter, opset 17; any input size: the example traced is --input-size,
+[, masks | keypoints, keypoints_scores] (legacy ONNX exporter, opset 17; any input size: the example traced is --input-size,
 default the config's model.min_size square). --check runs the ONNX file in onnxruntime against
 eager on the export input and on a second input of another size (where the export is dynamic:
 always for detection) and prints the largest differences.

@@ -43,6 +43,7 @@ def run(a) -> int:
     from torchcv.deploy import quantization as Q
     from torchcv.engine.checkpoint import save_checkpoint
     from torchcv.registry import TASKS, ConfigError
+    from torchcv.utils.errors import CheckpointError
     from torchcv.utils.weights import load_weights
 
     cfg = load_config(a.config, a.overrides)
@@ -57,7 +58,12 @@ def run(a) -> int:
     fp32 = task.build_model()
     load_weights(fp32, a.checkpoint)
     net = Q.quantizable_net(arch, fp32.num_classes, **(cfg["model"].get("arch_kwargs") or {}))
-    net.load_state_dict(fp32.net.state_dict(), strict=False)  # aux heads of GoogLeNet/Inception are dropped
+    # strict except for the auxiliary heads of GoogLeNet / Inception, which the int8 model drops
+    result = net.load_state_dict(fp32.net.state_dict(), strict=False)
+    unexpected = [k for k in result.unexpected_keys if not k.startswith("aux")]
+    if result.missing_keys or unexpected:
+        raise CheckpointError(f"{a.checkpoint}: the fp32 {arch} does not match torchvision's quantizable {arch} "
+                              f"(missing {result.missing_keys[:5]}, unexpected {unexpected[:5]})")
     Q.prepare_static(net, a.backend)
     calib_cfg = copy.deepcopy(cfg)
     calib_cfg["data"]["train"]["transforms"] = cfg["data"]["val"]["transforms"]
