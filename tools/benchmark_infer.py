@@ -154,7 +154,8 @@ def main(argv=None) -> int:
             f"absolute times are inflated; the variants of a case alternate inside each repeat, so the load "
             f"hits all of them).",
             "- Random weights (latency does not depend on them); int8 = x86 backend, static per-tensor "
-            "activations, calibrated on 4 random images.",
+            "activations, calibrated on 4 random images. int8 rows exist for classification only: torchvision has "
+            "quantizable classification networks, not segmentation or detection ones.",
             "",
             "| model | input | variant | median (ms) | speed-up vs eager fp32 | check |",
             "|---|---|---|---:|---:|---|",
