@@ -42,8 +42,14 @@ def test_name_resolves_to_the_cached_file_and_loads(hub):
 
 
 def test_class_count_mismatch_reports_the_keys(hub, caplog):
-    with caplog.at_level(logging.WARNING, logger="torchcv"):
-        model = ImageClassifier("resnet18", 6, pretrained="torchvision://ResNet18_Weights.IMAGENET1K_V1")
+    # the trainer's logger setup stops propagation to the root logger: listen on "torchcv" itself
+    log = logging.getLogger("torchcv")
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="torchcv"):
+            model = ImageClassifier("resnet18", 6, pretrained="torchvision://ResNet18_Weights.IMAGENET1K_V1")
+    finally:
+        log.removeHandler(caplog.handler)
     text = caplog.text
     assert "mismatched keys (2)" in text and "fc.weight: checkpoint (1000, 512) vs model (6, 512)" in text
     assert torch.equal(model.net.conv1.weight, hub[1].conv1.weight)
