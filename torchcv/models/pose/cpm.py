@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ...registry import MODELS, ConfigError
 from .common import (IMAGENET_MEAN, IMAGENET_STD, PoseModelBase, conv_stack, init_convs, init_output, masked_mse,
                      pad_to_stride)
-from .grouping import _quadratic_offset, keypoint_boxes
+from .grouping import keypoint_boxes, subcell_offset
 from .targets import center_map, flip_heatmaps, gaussian_heatmaps
 
 
@@ -138,8 +138,7 @@ def decode_argmax(heatmaps: Tensor, stride: float) -> Dict[str, Tensor]:
     kp = torch.zeros(k, 3)
     for j in range(k):
         y, x = divmod(int(idx[j]), w)
-        dx = _quadratic_offset(logs[j, y, max(x - 1, 0)], logs[j, y, x], logs[j, y, min(x + 1, w - 1)], 0 < x < w - 1)
-        dy = _quadratic_offset(logs[j, max(y - 1, 0), x], logs[j, y, x], logs[j, min(y + 1, h - 1), x], 0 < y < h - 1)
+        dx, dy = subcell_offset(logs[j, y, :], x), subcell_offset(logs[j, :, x], y)
         kp[j] = torch.tensor([(x + 0.5 + dx) * stride, (y + 0.5 + dy) * stride, 1.0])
     kp = kp[None]
     return {"keypoints": kp, "keypoints_scores": scores[None].cpu(), "scores": scores.mean()[None].cpu(),

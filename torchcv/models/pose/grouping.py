@@ -43,23 +43,26 @@ def find_peaks(heatmaps: Tensor, stride: float, threshold: float = 0.1) -> List[
             if any(abs(y - ky) <= 1 and abs(x - kx) <= 1 for ky, kx in kept):
                 continue  # the other half of a plateau
             kept.append((y, x))
-            dx = _quadratic_offset(logs[k, y, max(x - 1, 0)], logs[k, y, x], logs[k, y, min(x + 1, w - 1)],
-                                   0 < x < w - 1)
-            dy = _quadratic_offset(logs[k, max(y - 1, 0), x], logs[k, y, x], logs[k, min(y + 1, h - 1), x],
-                                   0 < y < h - 1)
+            dx, dy = subcell_offset(logs[k, y, :], x), subcell_offset(logs[k, :, x], y)
             rows.append([(x + 0.5 + dx) * stride, (y + 0.5 + dy) * stride, float(scores[i])])
         out.append(torch.tensor(rows, dtype=torch.float32).reshape(-1, 3))
     return out
 
 
-def _quadratic_offset(left: Tensor, centre: Tensor, right: Tensor, inside: bool) -> float:
-    """Sub-cell offset of the maximum of the parabola through three samples (clamped to half a cell)."""
-    if not inside:
+def subcell_offset(line: Tensor, i: int) -> float:
+    """Offset (cells, within +-0.5) of the maximum near ``line[i]``: the vertex of the parabola through
+    three neighbouring samples of the log-heatmap (the window shifts inwards at the borders), which is
+    exact for a Gaussian."""
+    n = line.shape[0]
+    if n < 3:
         return 0.0
-    curvature = float(left + right - 2 * centre)
+    start = min(max(i - 1, 0), n - 3)
+    l0, l1, l2 = (float(v) for v in line[start:start + 3])
+    curvature = l0 - 2 * l1 + l2
     if curvature >= -1e-6:
         return 0.0
-    return max(-0.5, min(0.5, 0.5 * float(left - right) / curvature))
+    vertex = start + 1 + 0.5 * (l0 - l2) / curvature
+    return max(-0.5, min(0.5, vertex - i))
 
 
 def sample_field(pafs: Tensor, points: Tensor, stride: float) -> Tensor:

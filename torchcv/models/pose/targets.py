@@ -74,7 +74,8 @@ def part_affinity_fields(keypoints: Tensor, skeleton: Sequence[Sequence[int]], g
     py = ys[None, None] - a[..., 1, None, None]                       # (N, L, h, 1)
     along = u[..., 0, None, None] * px + u[..., 1, None, None] * py   # (N, L, h, w)
     across = (u[..., 0, None, None] * py - u[..., 1, None, None] * px).abs()
-    on = (along >= 0) & (along <= length[..., None, None]) & (across <= width) & valid[..., None, None]
+    eps = 1e-4  # a cell centre exactly on an end point or on the band's edge counts despite rounding
+    on = (along >= -eps) & (along <= length[..., None, None] + eps) & (across <= width + eps) & valid[..., None, None]
     on = on.float()
     count = on.sum(0)                                                 # (L, h, w)
     field = (on[:, :, None] * u[..., None, None]).sum(0)              # (L, 2, h, w)
