@@ -366,3 +366,34 @@ def test_crop_annotation_errors(tmp_path, figures):
     ds = PoseCrops(str(figures / "val"), str(path), keypoint_names="mpii", input_size=32)
     assert ds.keypoint_meta.num_keypoints == 16 and ds.ground_truth(0)["joints"][15, 2] == 0
     assert (6, 3) in ds.keypoint_meta.skeleton and (0, 5) in [tuple(sorted(p)) for p in ds.keypoint_meta.flip_pairs]
+
+
+# ---- configs and converters ---------------------------------------------------------------------
+@pytest.mark.parametrize("config", ["configs/pose/shapes/cpm_light_shapes.yaml",
+                                    "configs/pose/shapes/openpose_light_shapes.yaml",
+                                    "configs/pose/coco/openpose_vgg19_coco.yaml", "configs/pose/coco/cpm_coco.yaml",
+                                    "configs/pose/mpii/cpm_mpii.yaml", "configs/pose/mpii/openpose_vgg19_mpii.yaml"])
+def test_pose_configs_load_and_build(config):
+    from torchcv.config import load_config
+    from torchcv.registry import TASKS
+    cfg = load_config(config, [])
+    model = TASKS.get(cfg["task"])(cfg).build_model()
+    assert model.stride == 8
+    if isinstance(model, OpenPose):
+        assert len(model.paf_stages[0][-1].weight) == 2 * len(model.skeleton)
+
+
+def test_mpii_to_coco_groups_people_by_image(figures):
+    from datasets.mpii2coco import mpii_to_coco
+    img = json.load(open(figures / "annotations" / "crops_val.json"))["annotations"][0]["image"]
+    entries = [{"image": img, "center": [40, 40], "scale": 0.3, "joints": [[10 + i, 20, 0] for i in range(16)],
+                "joints_vis": [1] * 14 + [0, 0], "head_box": [5, 5, 15, 17]},
+               {"image": img, "center": [60, 40], "scale": 0.3, "joints": [[50, 30 + i] for i in range(16)],
+                "joints_vis": [1] * 16}]
+    coco = mpii_to_coco(entries, str(figures / "val"))
+    assert len(coco["images"]) == 1 and coco["images"][0]["width"] == 96
+    a, b = coco["annotations"]
+    assert a["num_keypoints"] == 14 and a["keypoints"][:3] == [10, 20, 2] and a["keypoints"][-1] == 0
+    assert a["bbox"] == [5, 5, 18, 15] and a["area"] == 270          # joints 10..23 x 20, head box 5..15 x 5..17
+    assert b["bbox"] == [50, 30, 0, 15] and coco["categories"][0]["keypoints"][0] == "r_ankle"
+    assert [1, 2] in coco["categories"][0]["skeleton"]

@@ -183,8 +183,11 @@ class PCKEvaluator(Evaluator):
                                skel)
             preds.append(both[y0:y1, x0:x1])
             if p["heatmaps"] is not None:
-                crop = cv2.warpAffine(img, np.asarray(p["meta"]["crop_affine"], np.float64),
-                                      tuple(p["meta"]["input_size"][::-1])) if p["meta"].get("crop_affine") else img
+                crop = img
+                if p["meta"].get("crop_affine") is not None:  # the crop the model saw (warpAffine: pixel indices)
+                    m = np.array(p["meta"]["crop_affine"], np.float64)
+                    m[:, 2] += m[:, :2].sum(1) * 0.5 - 0.5
+                    crop = cv2.warpAffine(img, m, tuple(p["meta"]["input_size"][::-1]))
                 ih, iw = p["meta"]["input_size"]
                 maps.append(overlay(crop, heatmap_colour(p["heatmaps"]), region=_map_region(p["stride"], ih, iw)))
         if preds:

@@ -5,7 +5,7 @@ CONFIG=configs/pose/coco/cpm_coco.yaml
 WORK_SUBDIR=pose/coco/cpm
 prepare_data() {
   local root="${TORCHCV_COCO:-data/coco}"
-  [ -f "$root/annotations/crops_val2017.json" ] || { echo "$root/annotations/crops_val2017.json not found (set TORCHCV_COCO): see the comments of $CONFIG for the layout and how to write it" >&2; exit 1; }
+  [ -f "$root/annotations/crops_val2017.json" ] || { echo "$root/annotations/crops_val2017.json not found (set TORCHCV_COCO): see the comments of configs/_base_/datasets/pose_coco_crops.yaml for how to write it" >&2; exit 1; }
 }
 source "$(dirname "${BASH_SOURCE[0]}")/../../common.sh"
 run_main "$@"

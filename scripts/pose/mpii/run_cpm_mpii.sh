@@ -5,7 +5,7 @@ CONFIG=configs/pose/mpii/cpm_mpii.yaml
 WORK_SUBDIR=pose/mpii/cpm
 prepare_data() {
   local root="${TORCHCV_MPII:-data/mpii}"
-  [ -f "$root/annotations/mpii_val.json" ] || { echo "$root/annotations/mpii_val.json not found (set TORCHCV_MPII): see the comments of $CONFIG for the layout and how to write it" >&2; exit 1; }
+  [ -f "$root/annotations/mpii_val.json" ] || { echo "$root/annotations/mpii_val.json not found (set TORCHCV_MPII): see configs/_base_/datasets/pose_mpii_crops.yaml for the layout" >&2; exit 1; }
 }
 source "$(dirname "${BASH_SOURCE[0]}")/../../common.sh"
 run_main "$@"
