@@ -397,3 +397,19 @@ def test_mpii_to_coco_groups_people_by_image(figures):
     assert a["bbox"] == [5, 5, 18, 15] and a["area"] == 270          # joints 10..23 x 20, head box 5..15 x 5..17
     assert b["bbox"] == [50, 30, 0, 15] and coco["categories"][0]["keypoints"][0] == "r_ankle"
     assert [1, 2] in coco["categories"][0]["skeleton"]
+
+
+def test_paf_and_heatmap_pictures():
+    from torchcv.visualization_pose import heatmap_colour, montage, overlay, paf_colour
+    paf = torch.zeros(4, 2, 3)                   # two limbs on a 2 x 3 grid
+    paf[0, 0, 0] = 1.0                            # limb 0 points right at cell (0, 0)
+    paf[3, 1, 2] = 0.5                            # limb 1 points down at cell (1, 2), half length
+    pic = paf_colour(paf)
+    assert pic.shape == (2, 3, 3) and tuple(pic[0, 0]) == (255, 0, 0)     # right = hue 0, full brightness
+    assert pic[1, 2].max() in (127, 128) and pic[1, 2, 0] < pic[1, 2, 1]   # down = hue 90 deg, half bright
+    assert pic[0, 1].max() == 0                                             # no field: black
+    image = np.full((20, 30, 3), 200, np.uint8)
+    kept = overlay(image, pic, alpha=0.9, by_brightness=True)
+    assert (kept[19, 0] == 200).all() and kept[0, 0, 0] > kept[0, 0, 1]    # empty field leaves the image
+    assert heatmap_colour(torch.zeros(2, 4, 4)).shape == (4, 4, 3)
+    assert montage([image, image, image], columns=2, side=40).shape == (80, 120, 3)

@@ -52,15 +52,18 @@ def paf_colour(pafs) -> np.ndarray:
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
-def overlay(image: np.ndarray, colours: np.ndarray, alpha: float = 0.6, region=None) -> np.ndarray:
+def overlay(image: np.ndarray, colours: np.ndarray, alpha: float = 0.6, region=None,
+            by_brightness: bool = False) -> np.ndarray:
     """``colours`` (a map of the model's grid) resized over ``image``; ``region`` (h, w): the part of the
-    grid's span that covers the image (the rest is padding)."""
+    grid's span that covers the image (the rest is padding); ``by_brightness``: blend each pixel in
+    proportion to the colour's brightness (PAFs: the image stays visible where the field is empty)."""
     img = np.ascontiguousarray(image).copy()
     c = colours
     if region is not None:
         c = c[:region[0], :region[1]]
-    c = cv2.resize(c, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return (img * (1 - alpha) + c * alpha).astype(np.uint8)
+    c = cv2.resize(c, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    a = alpha * (c.max(-1, keepdims=True) / 255.0 if by_brightness else 1.0)
+    return (img * (1 - a) + c * a).astype(np.uint8)
 
 
 def montage(pictures: Sequence[np.ndarray], columns: int = 4, side: int = 256) -> np.ndarray:

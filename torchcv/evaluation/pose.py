@@ -174,7 +174,7 @@ class PCKEvaluator(Evaluator):
         from ..visualization import save_rgb, to_display
         from ..visualization_pose import draw_people, heatmap_colour, montage, overlay
         import cv2
-        skel, gts, preds, maps = self.skeleton, [], [], []
+        skel, preds, maps = self.skeleton, [], []
         for p in self.pictures:
             img = to_display(read_image(p["path"]))
             x0, y0, x1, y1 = _region(np.concatenate([p["gt"][p["gt"][:, 2] > 0, :2], p["pred"][:, :2]]), img.shape)
@@ -251,9 +251,11 @@ class PoseCocoEvaluator(CocoEvaluator):
             people.append(draw_people(img, p["keypoints"], self.skeleton, p["scores"], self.score_thr))
             # the maps cover the (padded) model input; the image is its top-left input_size part
             ih, iw = p["meta"].get("input_size", img.shape[:2])
-            for maps, colour, out in ((p["heatmaps"], heatmap_colour, heat), (p["pafs"], paf_colour, paf)):
+            for maps, colour, out, field in ((p["heatmaps"], heatmap_colour, heat, False),
+                                             (p["pafs"], paf_colour, paf, True)):
                 if maps is not None:
-                    out.append(overlay(img, colour(maps), region=_map_region(p["stride"], ih, iw)))
+                    out.append(overlay(img, colour(maps), alpha=0.9 if field else 0.6,
+                                       region=_map_region(p["stride"], ih, iw), by_brightness=field))
         for name, pics in (("pose_people", people), ("pose_heatmaps", heat), ("pose_pafs", paf)):
             if pics:
                 save_rgb(os.path.join(out_dir, f"{name}.png"), montage(pics))

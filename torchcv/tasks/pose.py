@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from ..data.image_io import read_image
 from ..evaluation.pose import keypoints_to_image
-from ..registry import TASKS, ConfigError
+from ..registry import EVALUATORS, TASKS, ConfigError
 from ..visualization import to_display
 from ..visualization_pose import draw_people
 from .base import Task, move_to
@@ -59,7 +59,7 @@ class PoseTask(Task):
             raise ConfigError(f"data.{split} has {meta.num_keypoints} keypoints ({', '.join(meta.names[:4])} ...) but "
                               f"the model predicts {k}: set model.num_keypoints: {meta.num_keypoints}")
         limbs = [tuple(l) for l in meta.skeleton]
-        if getattr(inner, "skeleton", None) and hasattr(inner, "paf_stages") and list(inner.skeleton) != limbs:
+        if getattr(inner, "needs_skeleton", False) and list(inner.skeleton) != limbs:
             raise ConfigError(f"the model's part affinity fields follow another skeleton than data.{split}'s: set "
                               f"model.skeleton: {[list(l) for l in limbs]}")
         if getattr(inner, "flip_test", False) and sorted(map(sorted, inner.flip_pairs)) != sorted(map(sorted, meta.flip_pairs)):
@@ -71,7 +71,6 @@ class PoseTask(Task):
         ev_cfg = dict(self.eval_cfg.get("evaluator") or {})
         if "type" not in ev_cfg:
             ev_cfg["type"] = "PoseCocoEvaluator" if hasattr(dataset, "coco") else "PCKEvaluator"
-        from ..registry import EVALUATORS
         return EVALUATORS.build(ev_cfg, key="evaluation.evaluator", dataset=dataset)
 
     # ---- pictures -------------------------------------------------------------------------------

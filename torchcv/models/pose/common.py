@@ -85,6 +85,7 @@ class PoseModelBase(nn.Module):
         names = [f"k{i}" for i in range(num_keypoints)]
         meta = KeypointMeta.create(names, skeleton or [], flip_pairs, [], where=f"model ({type(self).__name__})")
         self.num_keypoints = num_keypoints
+        self.needs_skeleton = need_skeleton  # its outputs follow the limbs (PAFs): they must be the data's
         self.skeleton: List[Tuple[int, int]] = [tuple(l) for l in meta.skeleton]
         self.flip_pairs: List[Tuple[int, int]] = [tuple(p) for p in meta.flip_pairs]
         self.flip_index = meta.flip_index()
