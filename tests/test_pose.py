@@ -191,11 +191,15 @@ def test_cpm_intermediate_supervision_and_argmax_in_crop_pixels():
     assert len(model.refine) == 2 and model.stride == 8
     kp = torch.tensor([[[10.0, 12.0, 2], [30.0, 40.0, 2], [50.0, 20.0, 1], [0.0, 0.0, 0]]])
     model.train()
-    losses = model(torch.rand(2, 3, 64, 64), [{"keypoints": kp}, {"keypoints": kp}])
+    images = torch.rand(2, 3, 64, 64)
+    losses = model(images, [{"keypoints": kp}, {"keypoints": kp}])
     assert list(losses) == ["loss_heatmap"] and torch.isfinite(losses["loss_heatmap"])
-    # the stage outputs each get the loss: zero one refinement stage's gradient path and the loss changes
-    outs = model.stage_outputs(torch.rand(1, 3, 64, 64))
-    assert len(outs) == 3 and all(o.shape == (1, 5, 8, 8) for o in outs)
+    # intermediate supervision: the loss is the sum of every stage's L2 error against the same beliefs
+    outs = model.stage_outputs(images)
+    assert len(outs) == 3 and all(o.shape == (2, 5, 8, 8) for o in outs)
+    target = gaussian_heatmaps(kp, (8, 8), 8, 4.0).expand(2, -1, -1, -1)
+    expected = sum(((o - target) ** 2).sum() / 4 for o in outs)     # half the squared error per image
+    torch.testing.assert_close(losses["loss_heatmap"], expected, rtol=1e-5, atol=1e-4)
     # decoding: ground-truth beliefs give back the keypoints (to well below a pixel)
     from torchcv.models.pose.cpm import decode_argmax
     beliefs = gaussian_heatmaps(kp[:, :3], (8, 8), 8, 6.0, background=False)
