@@ -8,7 +8,9 @@ kinematic poses, 1-3 per image, in COCO person-keypoint format. Offline and dete
 Writes ``<out>/{train,val}/<n>.png`` and ``<out>/annotations/person_keypoints_{train,val}.json``
 (COCO's ``person`` category with its 17 keypoint names and 1-based skeleton; per instance ``bbox``,
 ``keypoints`` [x, y, v] * 17, ``num_keypoints``, ``area`` and an RLE ``segmentation`` of the figure's
-silhouette).
+silhouette), and for single-person models ``<out>/annotations/crops_{train,val}.json``: the same
+figures as crop annotations (``PoseCrops``: image, centre, scale, joints, the head's box for PCKh,
+the joints' box for PCK), one per annotated figure, on the same images.
 
 Learnable by design: the left limbs are drawn in cool colours and the right limbs in warm ones (a
 figure is seen from the front or from the back at random, so only the colours tell left from right);
@@ -125,7 +127,8 @@ def make_image(rng: np.random.Generator, size: int):
         j, back = pose(rng, center, height)
         drawn = np.zeros((size, size), np.uint8)
         draw_figure(img, drawn, j, height, back, rng)
-        figures.append({"joints": j, "back": back, "drawn": drawn.astype(bool), "visible": drawn.astype(bool)})
+        figures.append({"joints": j, "back": back, "drawn": drawn.astype(bool), "visible": drawn.astype(bool),
+                        "height": height})
     for i, f in enumerate(figures):  # later figures are drawn over earlier ones
         for later in figures[i + 1:]:
             f["visible"] = f["visible"] & ~later["drawn"]
@@ -140,23 +143,35 @@ def make_image(rng: np.random.Generator, size: int):
     return np.clip(img, 0, 255).astype(np.uint8), figures, occluders
 
 
+def figure_keypoints(i: int, figures: List[Dict], occluders, size: int) -> List[float]:
+    """Figure ``i``'s COCO keypoints [x, y, v] * 17 with the visibility of the finished image."""
+    f = figures[i]
+    kps: List[float] = []
+    for k, (x, y) in enumerate(f["joints"]):
+        if not (0 <= x < size and 0 <= y < size):
+            kps += [0, 0, 0]  # outside the image: not labelled
+            continue
+        xi, yi = int(x), int(y)
+        hidden = (any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in occluders)
+                  or any(later["drawn"][yi, xi] for later in figures[i + 1:])
+                  or (f["back"] and k in (0, 1, 2)))  # the face is on the other side
+        kps += [round(float(x), 2), round(float(y), 2), 1 if hidden else 2]
+    return kps
+
+
+def annotated(f: Dict, kps: List[float]) -> bool:
+    """Almost entirely hidden or outside: not annotated."""
+    return int(f["visible"].sum()) >= 20 and sum(1 for v in kps[2::3] if v > 0) >= 3
+
+
 def annotate(figures: List[Dict], occluders, size: int, image_id: int, next_id: int):
     from pycocotools import mask as mask_utils
     anns = []
     for i, f in enumerate(figures):
-        kps = []
-        for k, (x, y) in enumerate(f["joints"]):
-            if not (0 <= x < size and 0 <= y < size):
-                kps += [0, 0, 0]  # outside the image: not labelled
-                continue
-            xi, yi = int(x), int(y)
-            hidden = (any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in occluders)
-                      or any(later["drawn"][yi, xi] for later in figures[i + 1:])
-                      or (f["back"] and k in (0, 1, 2)))  # the face is on the other side
-            kps += [round(float(x), 2), round(float(y), 2), 1 if hidden else 2]
+        kps = figure_keypoints(i, figures, occluders, size)
+        if not annotated(f, kps):
+            continue
         ys, xs = np.nonzero(f["visible"])
-        if len(xs) < 20 or sum(1 for v in kps[2::3] if v > 0) < 3:
-            continue  # almost entirely hidden or outside: not annotated
         x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
         rle = mask_utils.encode(np.asfortranarray(f["visible"].astype(np.uint8)))
         rle["counts"] = rle["counts"].decode("ascii")
@@ -166,23 +181,48 @@ def annotate(figures: List[Dict], occluders, size: int, image_id: int, next_id: 
     return anns
 
 
+def crop_annotations(figures: List[Dict], occluders, size: int, file_name: str) -> List[Dict]:
+    """One PoseCrops entry per annotated figure: centred on its labelled joints, with its head's box."""
+    try:
+        from datasets.coco2crops import crop_entry
+    except ImportError:  # run as a script: datasets/ itself is on sys.path
+        from coco2crops import crop_entry
+    out = []
+    for i, f in enumerate(figures):
+        kps = figure_keypoints(i, figures, occluders, size)
+        if not annotated(f, kps):
+            continue
+        head = (f["joints"][3] + f["joints"][4]) / 2
+        r = 0.075 * f["height"]
+        out.append(crop_entry(file_name, kps, head_box=[head[0] - r, head[1] - r, head[0] + r, head[1] + r]))
+    return out
+
+
 def write_split(out: str, split: str, n: int, size: int, rng: np.random.Generator) -> None:
     os.makedirs(os.path.join(out, split), exist_ok=True)
-    images, anns = [], []
+    images, anns, crops = [], [], []
     for i in range(n):
         img, figures, occluders = make_image(rng, size)
         name = f"{split}_{i:05d}.png"
         cv2.imwrite(os.path.join(out, split, name), img[:, :, ::-1])
         images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
         anns += annotate(figures, occluders, size, i + 1, len(anns) + 1)
+        crops += crop_annotations(figures, occluders, size, name)
     data = {"images": images, "annotations": anns,
             "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": NAMES,
                             "skeleton": SKELETON_1BASED}]}
     os.makedirs(os.path.join(out, "annotations"), exist_ok=True)
-    path = os.path.join(out, "annotations", f"person_keypoints_{split}.json")
+    skeleton = [[a - 1, b - 1] for a, b in SKELETON_1BASED]
+    _write_json({"keypoints": NAMES, "skeleton": skeleton, "annotations": crops},
+                os.path.join(out, "annotations", f"crops_{split}.json"))
+    # the run scripts test for this file: write it last, whole
+    _write_json(data, os.path.join(out, "annotations", f"person_keypoints_{split}.json"))
+
+
+def _write_json(data: Dict, path: str) -> None:
     with open(path + ".tmp", "w") as f:
         json.dump(data, f)
-    os.replace(path + ".tmp", path)  # the run scripts test for this file: write it last, whole
+    os.replace(path + ".tmp", path)
 
 
 def generate(out: str, seed: int = 0, n_train: int = 600, n_val: int = 120, size: int = 256) -> None:

@@ -40,7 +40,9 @@ def clean_boxes(boxes: np.ndarray, width: int, height: int, min_size: float = 1.
 class DetectionDataset(Dataset):
     """Subclasses fill ``self.records``: dicts with ``path``, ``image_id``, ``width``, ``height`` and
     ``boxes`` (N, 4 xyxy np.float32), ``labels`` (N,), ``iscrowd`` (N,), optional ``area``, a
-    ``masks`` callable returning (N, H, W) uint8 and ``keypoints`` (N, K, 3) float32, and
+    ``masks`` callable returning (N, H, W) uint8, ``keypoints`` (N, K, 3) float32 and an
+    ``ignore_mask`` callable returning (H, W) uint8 (target ``ignore_mask``: non-zero where people
+    are not labelled, transformed like the image), and
     ``self.classes`` (names, index 0 = background); with keypoints also ``self.keypoint_meta``
     (then call ``bind_flip_pairs(self.transforms, meta)``)."""
 
@@ -85,6 +87,8 @@ class DetectionDataset(Dataset):
         }
         if self.with_masks and "masks" in rec:
             target["masks"] = tv_tensors.Mask(torch.as_tensor(rec["masks"](h, w), dtype=torch.uint8).reshape(-1, h, w))
+        if "ignore_mask" in rec:  # regions whose people are not labelled (bottom-up pose): moves with the image
+            target["ignore_mask"] = tv_tensors.Mask(torch.as_tensor(rec["ignore_mask"](h, w), dtype=torch.uint8))
         if self.with_keypoints and "keypoints" in rec:
             kp = torch.as_tensor(rec["keypoints"], dtype=torch.float32).reshape(n, -1, 3)
             target["keypoints"] = tv_tensors.KeyPoints(kp[..., :2], canvas_size=(h, w))
@@ -108,6 +112,8 @@ class DetectionDataset(Dataset):
             visibility = target["keypoint_visibility"].as_subclass(torch.Tensor)
             vis = torch.where(inside, visibility, torch.zeros_like(visibility))
             out["keypoints"] = torch.cat([xy, vis[..., None]], dim=-1)[keep]
+        if "ignore_mask" in target:
+            out["ignore_mask"] = target["ignore_mask"].as_subclass(torch.Tensor)
         if "masks" in target:
             out["masks"] = target["masks"].as_subclass(torch.Tensor)[keep]
             out["area"] = out["masks"].flatten(1).sum(1).float()
