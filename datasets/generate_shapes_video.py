@@ -7,7 +7,7 @@ offline and deterministic.
 
 Eight classes defined only by motion: one "actor" shape moves left / right / up / down (wrapping
 around the frame edges, so where it is says nothing about where it goes), rotates clockwise /
-counter-clockwise, or grows / shrinks, among 1-3 static distractor shapes on a background with
+counter-clockwise, or grows / shrinks, among 1-2 static distractor shapes on a background with
 fresh noise in every frame. Shape kind, colour, size, angle and position are drawn at random for
 every video and class, so a single frame carries no label: only the order of the frames does.
 Layout: ``<out>/{train,val,test}/<class>/<n>.mp4`` (MPEG-4 part 2, ``mp4v``, which every OpenCV
@@ -54,13 +54,13 @@ def distinct_color(rng: np.random.Generator, background: np.ndarray) -> Tuple[in
 
 def actor_track(cls: str, rng: np.random.Generator, size: int, frames: int):
     """Per-frame (cx, cy, radius, angle) of the moving shape for class ``cls``."""
-    r0 = rng.uniform(0.12, 0.2) * size
+    r0 = rng.uniform(0.15, 0.22) * size
     cx, cy = rng.uniform(0, size, 2)
     angle = rng.uniform(0, 2 * math.pi)
     t = np.arange(frames, dtype=np.float64)
     cxs, cys = np.full(frames, cx), np.full(frames, cy)
     radii, angles = np.full(frames, r0), np.full(frames, angle)
-    speed = rng.uniform(0.025, 0.04) * size  # pixels per frame
+    speed = rng.uniform(0.045, 0.065) * size  # pixels per frame
     if cls == "move_left":
         cxs = cx - speed * t
     elif cls == "move_right":
@@ -70,11 +70,11 @@ def actor_track(cls: str, rng: np.random.Generator, size: int, frames: int):
     elif cls == "move_down":
         cys = cy + speed * t
     elif cls in ("rotate_cw", "rotate_ccw"):
-        spin = math.radians(rng.uniform(7, 12)) * (1 if cls == "rotate_cw" else -1)  # image y points down
+        spin = math.radians(rng.uniform(12, 20)) * (1 if cls == "rotate_cw" else -1)  # image y points down
         angles = angle + spin * t
         cxs, cys = np.full(frames, rng.uniform(r0, size - r0)), np.full(frames, rng.uniform(r0, size - r0))
     else:  # grow / shrink between two random sizes: any one size fits both classes
-        small, large = rng.uniform(0.07, 0.11) * size, rng.uniform(0.19, 0.25) * size
+        small, large = rng.uniform(0.06, 0.09) * size, rng.uniform(0.24, 0.3) * size
         ramp = np.linspace(small, large, frames) if cls == "grow" else np.linspace(large, small, frames)
         radii = ramp
         cxs, cys = np.full(frames, rng.uniform(large, size - large)), np.full(frames, rng.uniform(large, size - large))
@@ -88,13 +88,13 @@ def render(cls: str, rng: np.random.Generator, size: int = 64, frames: int = 16)
     color = distinct_color(rng, base)
     static = np.empty((size, size, 3), np.float32)
     static[:] = base
-    for _ in range(rng.integers(1, 4)):  # static distractors: shapes that never move
+    for _ in range(rng.integers(1, 3)):  # static distractors: shapes that never move
         d_kind = list(SHAPES)[rng.integers(len(SHAPES))]
-        r = rng.uniform(0.08, 0.2) * size
+        r = rng.uniform(0.08, 0.16) * size
         pts = outline(d_kind, *rng.uniform(r, size - r, 2), r, rng.uniform(0, 2 * math.pi))
         cv2.fillPoly(static, [pts], distinct_color(rng, base), cv2.LINE_AA, shift=SHIFT)
     cxs, cys, radii, angles = actor_track(cls, rng, size, frames)
-    noise = rng.normal(0, 10, (frames, size, size, 3)).astype(np.float32)
+    noise = rng.normal(0, 8, (frames, size, size, 3)).astype(np.float32)
     video = np.empty((frames, size, size, 3), np.uint8)
     for i in range(frames):
         frame = static.copy()

@@ -94,7 +94,23 @@ def _probe_folder(folder: str) -> VideoInfo:
     return VideoInfo(len(files), fps, first.shape[0], first.shape[1])
 
 
+# FFmpeg (inside OpenCV) and OpenCV print messages of their own for every unreadable file ("moov atom
+# not found", "can't be used to capture by name"); the CorruptVideoError we raise says it once, naming
+# the file. OpenCV's FFmpeg backend reads this variable when it starts, so it is set on import (set
+# it yourself to see FFmpeg's messages); OpenCV's own warnings are lowered on the first video read.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+_quiet = False
+
+
+def _quiet_opencv() -> None:
+    global _quiet
+    if not _quiet:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        _quiet = True
+
+
 def _open_opencv(path: str) -> "cv2.VideoCapture":
+    _quiet_opencv()
     # one decoding thread: clips are short and loader workers already run in parallel
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     if not cap.isOpened():
