@@ -7,7 +7,7 @@ offline and deterministic.
 
 Eight classes defined only by motion: one "actor" shape moves left / right / up / down (wrapping
 around the frame edges, so where it is says nothing about where it goes), rotates clockwise /
-counter-clockwise, or grows / shrinks, among 1-2 static distractor shapes on a background with
+counter-clockwise, or grows / shrinks, among 1-2 static distractor shapes on a dark background with
 fresh noise in every frame. Shape kind, colour, size, angle and position are drawn at random for
 every video and class, so a single frame carries no label: only the order of the frames does.
 Layout: ``<out>/{train,val,test}/<class>/<n>.mp4`` (MPEG-4 part 2, ``mp4v``, which every OpenCV
@@ -45,11 +45,11 @@ def outline(kind: str, cx: float, cy: float, radius: float, angle: float) -> np.
     return np.round((rot + (cx, cy)) * (1 << SHIFT)).astype(np.int32)
 
 
-def distinct_color(rng: np.random.Generator, background: np.ndarray) -> Tuple[int, int, int]:
-    while True:  # a colour that stands out from the background
-        color = rng.integers(0, 256, 3)
-        if np.abs(color - background).sum() > 180:
-            return tuple(int(x) for x in color)
+def bright_color(rng: np.random.Generator) -> Tuple[int, int, int]:
+    """A saturated or pale colour of any hue, always bright: every shape stands out from the dark
+    background with the same contrast polarity, whatever its colour."""
+    hsv = np.array([[[rng.integers(0, 180), rng.integers(60, 256), rng.integers(200, 256)]]], np.uint8)
+    return tuple(int(x) for x in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
 
 
 def actor_track(cls: str, rng: np.random.Generator, size: int, frames: int):
@@ -83,16 +83,16 @@ def actor_track(cls: str, rng: np.random.Generator, size: int, frames: int):
 
 def render(cls: str, rng: np.random.Generator, size: int = 64, frames: int = 16) -> np.ndarray:
     """One video as uint8 BGR frames [T, size, size, 3]."""
-    base = rng.integers(30, 200, 3).astype(np.float32)
+    base = rng.integers(20, 100, 3).astype(np.float32)
     kind = list(SHAPES)[rng.integers(len(SHAPES))]
-    color = distinct_color(rng, base)
+    color = bright_color(rng)
     static = np.empty((size, size, 3), np.float32)
     static[:] = base
     for _ in range(rng.integers(1, 3)):  # static distractors: shapes that never move
         d_kind = list(SHAPES)[rng.integers(len(SHAPES))]
         r = rng.uniform(0.08, 0.16) * size
         pts = outline(d_kind, *rng.uniform(r, size - r, 2), r, rng.uniform(0, 2 * math.pi))
-        cv2.fillPoly(static, [pts], distinct_color(rng, base), cv2.LINE_AA, shift=SHIFT)
+        cv2.fillPoly(static, [pts], bright_color(rng), cv2.LINE_AA, shift=SHIFT)
     cxs, cys, radii, angles = actor_track(cls, rng, size, frames)
     noise = rng.normal(0, 8, (frames, size, size, 3)).astype(np.float32)
     video = np.empty((frames, size, size, 3), np.uint8)

@@ -158,39 +158,48 @@ class ClipIndex:
                           separators=(",", ":"))
         try:
             atomic_write_text(self.cache_path, text)
+            os.chmod(self.cache_path, 0o644)  # the temp file was private; shared data is readable by all
         except OSError as e:  # a read-only data folder: index again next time
             logger.warning("cannot write the clip index cache %s (%s); set the dataset's cache_dir to a writable "
                            "folder to keep it", self.cache_path, e.strerror or e)
+
+    def entry(self, path: str, label: int, record: Optional[Dict[str, Any]] = None) -> VideoEntry:
+        """The ``VideoEntry`` of one video from its probe record (probed now, uncached, when not given:
+        a file outside the dataset, e.g. for tools/demo.py). A short video gets one padded clip."""
+        rec = record if record is not None else _probe_record(path, self.params.backend)
+        p = self.params
+        entry = VideoEntry(path, label)
+        if "error" in rec:
+            entry.error = rec["error"]
+            return entry
+        if p.frame_rate is not None and not rec["fps"]:
+            raise DataError(f"{path}: the frame rate is unknown, so frame_rate={p.frame_rate} cannot resample it. "
+                            f"Write the rate into {os.path.join(path, 'fps.txt')} (frame folders) or set "
+                            f"frame_rate: null")
+        entry.num_frames, entry.fps = rec["num_frames"], rec["fps"]
+        entry.size = (rec["height"], rec["width"])
+        entry.frames = resampled_frames(entry.num_frames, entry.fps, p.frame_rate)
+        entry.starts = clip_starts(len(entry.frames), p.frames_per_clip, p.step_between_clips)
+        if not entry.starts and len(entry.frames):
+            entry.starts, entry.padded = [0], True
+        return entry
 
     def entries(self, videos: Sequence[tuple], short_videos: str = "pad") -> List[VideoEntry]:
         """``VideoEntry`` per ``(path, label)``; short videos padded or left out (``short_videos``)."""
         if short_videos not in SHORT_VIDEO_POLICIES:
             raise ConfigError(f"short_videos='{short_videos}' must be one of {', '.join(SHORT_VIDEO_POLICIES)}")
         records = self.records([p for p, _ in videos])
-        p = self.params
         out, short, broken = [], [], 0
         for path, label in videos:
-            rec = records[path]
-            entry = VideoEntry(path, label)
-            if "error" in rec:
-                entry.error = rec["error"]
+            entry = self.entry(path, label, records[path])
+            if entry.error:
                 broken += 1
-                out.append(entry)
-                continue
-            if p.frame_rate is not None and not rec["fps"]:
-                raise DataError(f"{path}: the frame rate is unknown, so frame_rate={p.frame_rate} cannot resample it. "
-                                  f"Write the rate into {os.path.join(path, 'fps.txt')} (frame folders) or set "
-                                  f"frame_rate: null")
-            entry.num_frames, entry.fps = rec["num_frames"], rec["fps"]
-            entry.size = (rec["height"], rec["width"])
-            entry.frames = resampled_frames(entry.num_frames, entry.fps, p.frame_rate)
-            entry.starts = clip_starts(len(entry.frames), p.frames_per_clip, p.step_between_clips)
-            if not entry.starts:
+            elif entry.padded or not entry.num_clips:  # no clip, or one padded clip
                 short.append(path)
-                if short_videos == "skip" or len(entry.frames) == 0:
+                if short_videos == "skip" or not entry.num_clips:
                     continue
-                entry.starts, entry.padded = [0], True
             out.append(entry)
+        p = self.params
         if short:
             logger.warning("%d video(s) under %s are shorter than one clip (%d frames at %s fps), %s; first: %s",
                            len(short), self.root, p.frames_per_clip, p.frame_rate or "native",

@@ -81,7 +81,7 @@ def _probe_folder(folder: str) -> VideoInfo:
     files = frame_files(folder)
     if not files:
         raise CorruptVideoError(f"frame folder {folder} holds no images ({', '.join(IMG_EXTENSIONS)})")
-    first = cv2.imread(os.path.join(folder, files[0]), cv2.IMREAD_COLOR)
+    first = _decode_frame(os.path.join(folder, files[0]))
     if first is None:
         raise CorruptVideoError(f"cannot decode frame {os.path.join(folder, files[0])}")
     fps = None
@@ -175,6 +175,11 @@ def read_frames(path: str, indices: Sequence[int], backend: str = "opencv") -> n
     return np.stack([frames[int(i)] for i in indices])
 
 
+def _decode_frame(path: str) -> Optional[np.ndarray]:
+    data = np.fromfile(path, dtype=np.uint8)  # (imread cannot open some non-ASCII paths)
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+
 def _truncated(path: str, index: int) -> CorruptVideoError:
     return CorruptVideoError(f"video {path} ends before frame {index} (truncated or corrupt file)")
 
@@ -186,7 +191,7 @@ def _read_folder(folder: str, wanted: List[int]) -> Dict[int, np.ndarray]:
         if i >= len(files):
             raise _truncated(folder, i)
         path = os.path.join(folder, files[i])
-        img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+        img = _decode_frame(path)
         if img is None:
             raise CorruptVideoError(f"cannot decode frame {path}")
         out[i] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -130,10 +130,11 @@ class VideoClipDataset(Dataset):
 
     def video_clips(self, path: str, label: int = -1) -> List[Tuple[torch.Tensor, dict]]:
         """Evaluation clips of any video file with this dataset's settings (tools/demo.py)."""
-        entries = self.index.entries([(path, label)], "pad")
-        entry = entries[0] if entries else None
-        if entry is None or entry.error:
-            raise CorruptVideoError(entry.error if entry else f"video {path} has no frames")
+        entry = self.index.entry(path, label)  # probed now: the dataset's cached index stays as it is
+        if entry.error:
+            raise CorruptVideoError(entry.error)
+        if not entry.num_clips:
+            raise CorruptVideoError(f"video {path} has no frame at frame_rate={self.index.params.frame_rate}")
         out = []
         for c in uniform_clips(entry.num_clips, self.clips_per_video):
             frames, ids = self.read_clip(entry, c)
