@@ -11,7 +11,8 @@ from torchcv.registry import DATASETS
 
 from conftest import PY, run
 from test_bad_input import one_line_error
-from video_helpers import VIDEO_FAST, corrupt_copy, frame_numbers, tiny_shapes, write_numbered
+from video_helpers import (VIDEO_FAST, corrupt_copy, frame_numbers, tiny_shapes, torchcv_logs_reach_caplog,  # noqa: F401
+                           write_numbered)
 
 CFG = "configs/video/shapes/mc3_18_shapes.yaml"
 SMALL = VIDEO_FAST + ["train.max_iters=2", "train.val_interval=2", "train.plot=false", "train.amp=null"]

@@ -18,7 +18,8 @@ from torchcv.data.loading import SampleReader
 from torchcv.data.transforms import compose
 from torchcv.registry import DATASETS, TRANSFORMS
 
-from video_helpers import KINETICS_NORM, frame_numbers, numbered_frames, tiny_shapes, write_numbered
+from video_helpers import (KINETICS_NORM, frame_numbers, numbered_frames, tiny_shapes,  # noqa: F401
+                           torchcv_logs_reach_caplog, write_numbered)
 
 HAVE_AV = importlib.util.find_spec("av") is not None
 
@@ -108,6 +109,8 @@ def test_dataset_clips_at_a_frame_rate(numbered):
     assert meta == {"index": 1, "path": long.path, "video": 0, "clip": 6, "start_frame": 24, "orig_size": (32, 48),
                     "input_size": (32, 48)}
     assert frame_numbers(ds[6][0].permute(1, 2, 3, 0)) == [0, 2, 2, 2]  # the short video, last frame repeated
+    frames, ids = ds.read_clip(long, 6)  # contiguous [T, 3, H, W]: the float conversion of a permuted view is 10x slower
+    assert frames.shape == (4, 3, 32, 48) and frames.is_contiguous() and ids == [24, 26, 28, 30]
 
 
 def test_random_clips_depend_only_on_seed_epoch_and_sample(numbered, caplog):

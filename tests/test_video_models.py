@@ -7,6 +7,8 @@ import torchvision
 
 from torchcv.registry import ARCHS, MODELS, ConfigError
 
+from video_helpers import torchcv_logs_reach_caplog  # noqa: F401  (caplog sees torchcv logs after in-process runs)
+
 VIDEO_ARCHS = ["r3d_18", "mc3_18", "r2plus1d_18"]
 
 

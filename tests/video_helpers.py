@@ -1,9 +1,11 @@
 """Small video data for the video tests: the built-in generator at test size, and videos whose
 frames say their own number (so a test can tell exactly which frames a clip holds)."""
+import logging
 import os
 
 import cv2
 import numpy as np
+import pytest
 
 from datasets.generate_shapes_video import generate, write_video
 
@@ -13,6 +15,22 @@ VIDEO_FAST = ["data.batch_size=4", "data.num_workers=0", "data.train.frames_per_
               "data.val.frames_per_clip=4", "data.test.frames_per_clip=4", "data.val.clips_per_video=2",
               "data.test.clips_per_video=2", "data.train.transforms.0.size=32", "data.val.transforms.0.size=32",
               "train.log_interval=1", "lr_schedule.warmup_iters=0"]
+
+
+@pytest.fixture(autouse=True)
+def torchcv_logs_reach_caplog():
+    """An in-process run earlier in the session (``setup_logging``) leaves the ``torchcv`` logger
+    not propagating, with a handler on a captured stream that pytest has closed since: undo both for
+    the test, so ``caplog`` sees the messages, then put them back."""
+    log = logging.getLogger("torchcv")
+    propagate, handlers = log.propagate, list(log.handlers)
+    log.propagate = True
+    for h in handlers:
+        log.removeHandler(h)
+    yield
+    log.propagate = propagate
+    for h in handlers:
+        log.addHandler(h)
 
 
 def tiny_shapes(out, seed=0, train=16, val=8, test=8, size=40, frames=8):
@@ -55,5 +73,5 @@ def corrupt_copy(src, dst, keep_bytes=None):
     return str(dst)
 
 
-__all__ = ["KINETICS_NORM", "VIDEO_FAST", "tiny_shapes", "numbered_frames", "frame_numbers", "write_numbered",
+__all__ = ["torchcv_logs_reach_caplog", "KINETICS_NORM", "VIDEO_FAST", "tiny_shapes", "numbered_frames", "frame_numbers", "write_numbered",
            "corrupt_copy", "cv2"]

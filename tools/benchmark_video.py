@@ -173,7 +173,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--archs", nargs="+", default=["r3d_18", "mc3_18", "r2plus1d_18"])
+    ap.add_argument("--archs", nargs="*", default=["r3d_18", "mc3_18", "r2plus1d_18"],
+                    help="models of the training-step comparison (none: skip it)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--size", type=int, default=56)
     ap.add_argument("--steps", type=int, default=3)
@@ -187,9 +188,10 @@ def main() -> None:
     lines = [f"\n## {time.strftime('%Y-%m-%d %H:%M')}: {machine()}"]
     if not a.skip_reading:
         bench_reading(os.path.join(a.data, a.split), a.frames, a.workers, a.repeats, lines)
-    lines.append(f"\n### Training step, batch {a.batch} x 3x{a.frames}x{a.size}x{a.size}, float32, SGD "
-                 f"({a.steps} steps x {a.repeats} repeats, alternating)")
-    lines.append("| model | torchvision s/step | torchcv s/step | ratio ours/torchvision |\n|---|---|---|---|")
+    if a.archs:
+        lines.append(f"\n### Training step, batch {a.batch} x 3x{a.frames}x{a.size}x{a.size}, float32, SGD "
+                     f"({a.steps} steps x {a.repeats} repeats, alternating)")
+        lines.append("| model | torchvision s/step | torchcv s/step | ratio ours/torchvision |\n|---|---|---|---|")
     for arch in a.archs:
         t_ours, t_ref = bench_step(arch, a.batch, a.frames, a.size, a.steps, a.repeats)
         lines.append(f"| {arch} | {t_ref:.3f} | {t_ours:.3f} | {t_ours / t_ref:.3f} |")
