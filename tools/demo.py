@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Run a trained model on an image or a folder of images and draw its predictions (PNG), for any
-task: classification (top-k labels), segmentation (colour overlay), detection (boxes and masks).
+task: classification (top-k labels), segmentation (colour overlay), detection (boxes and masks),
+video classification (video files: a strip of frames with the top-k labels).
 
     python tools/demo.py CONFIG CHECKPOINT INPUT [--out-dir work_dirs/demo] [--score-thr 0.5]
         [--split val] [--device cpu] [key=value ...]
@@ -59,12 +60,13 @@ def demo(a) -> int:
             dataset = task.build_dataset(a.split)
         except TorchCVError as e:  # the dataset is not on this machine: plain inputs, numeric labels
             logging.getLogger("torchcv").warning("no %s dataset (%s): using the image as it is", a.split, e)
+    extensions = getattr(task, "input_extensions", IMG_EXTENSIONS)  # a video task takes video files
     if os.path.isdir(a.input):
-        files = [os.path.join(a.input, f) for f in sorted(os.listdir(a.input)) if f.lower().endswith(IMG_EXTENSIONS)]
+        files = [os.path.join(a.input, f) for f in sorted(os.listdir(a.input)) if f.lower().endswith(extensions)]
     else:
         files = [a.input]
     if not files:
-        raise DataError(f"no images found in {a.input} (extensions {', '.join(IMG_EXTENSIONS)})")
+        raise DataError(f"no inputs found in {a.input} (extensions {', '.join(extensions)})")
     for path in files:
         pred = task.predict_image(model, path, dataset, device)
         picture = task.draw_prediction(pred["image"], pred["output"], pred["meta"], dataset, score_thr=a.score_thr)
