@@ -15,8 +15,7 @@ import torch
 from torch import nn
 from torchvision.ops import misc as tv_misc
 
-from ...registry import BACKBONES, ConfigError
-from .torchvision_nets import ARCH_NAMES, build_torchvision_net
+from ...registry import ARCHS, BACKBONES, ConfigError
 
 _OPEN = ("features", "layers")             # Sequential containers whose children are the stages
 _SKIP_PREFIX = ("aux", "AuxLogits")
@@ -95,20 +94,20 @@ class FeatureBackbone(nn.Module):
                  frozen_stages: int = -1, norm: str = "bn", arch_kwargs: Optional[dict] = None,
                  probe_size: int = 224):
         super().__init__()
-        if arch not in ARCH_NAMES:
+        if arch not in ARCHS:  # any registered architecture: torchvision's and ours (dfnet_v1, ...)
             from ...registry import did_you_mean
-            raise ConfigError(f"FeatureBackbone.arch: '{arch}' is not a known architecture.{did_you_mean(arch, ARCH_NAMES)}")
+            raise ConfigError(f"FeatureBackbone.arch: '{arch}' is not a known architecture.{did_you_mean(arch, ARCHS.names())}")
         if norm not in ("bn", "frozen_bn", "sync_bn"):
             raise ConfigError(f"FeatureBackbone.norm: '{norm}' must be one of bn, frozen_bn, sync_bn")
         kwargs = dict(arch_kwargs or {})
         if arch in ("inception_v3", "googlenet"):
             kwargs.update(aux_logits=False, init_weights=True)
-        net = build_torchvision_net(arch, 1000, pretrained, **kwargs)
+        net = ARCHS.get(arch)(num_classes=1000, pretrained=pretrained, **kwargs)
         self.body = nn.ModuleDict(_flatten(net))
         if kwargs.get("replace_stride_with_dilation"):
             # levels are named by the undilated layout (layer3 stays level 3 at stride 16 -> 8)
             plain = {k: v for k, v in kwargs.items() if k != "replace_stride_with_dilation"}
-            self.stage_ends, _, _ = _probe(nn.ModuleDict(_flatten(build_torchvision_net(arch, 1000, None, **plain))),
+            self.stage_ends, _, _ = _probe(nn.ModuleDict(_flatten(ARCHS.get(arch)(num_classes=1000, **plain))),
                                            probe_size)
             _, self.channels, self.strides = _probe(self.body, probe_size, self.stage_ends)
         else:
