@@ -55,7 +55,13 @@ def _stage(in_channels: int, out_channels: int, blocks: int, stride: int) -> nn.
 
 
 class DFNet(nn.Module):
-    def __init__(self, stages: Sequence[StageSpec], num_classes: int = 1000, stem_channels: Tuple[int, int] = (32, 64)):
+    """Args:
+        stages: ``(child name, channels, blocks, stride)`` per stage (``DFNET_V1``, ``DFNET_V2``).
+        zero_init_residual: start each block's last BatchNorm at zero (torchvision's ResNet option).
+    """
+
+    def __init__(self, stages: Sequence[StageSpec], num_classes: int = 1000, stem_channels: Tuple[int, int] = (32, 64),
+                 zero_init_residual: bool = False):
         super().__init__()
         self.conv1 = _conv_bn_relu(3, stem_channels[0], 2)
         self.conv2 = _conv_bn_relu(stem_channels[0], stem_channels[1], 2)
@@ -73,6 +79,10 @@ class DFNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv2(self.conv1(x))
@@ -82,10 +92,12 @@ class DFNet(nn.Module):
 
 
 def _builder(name: str, stages: Sequence[StageSpec], paper_name: str):
-    def build(num_classes: int = 1000, pretrained: Optional[str] = None, **kwargs) -> nn.Module:
+    def build(num_classes: int = 1000, pretrained: Optional[str] = None, zero_init_residual: bool = False,
+              **kwargs) -> nn.Module:
         if kwargs:
-            raise ConfigError(f"{name}: unknown arguments {sorted(kwargs)} (it takes num_classes and pretrained)")
-        net = DFNet(stages, num_classes)
+            raise ConfigError(f"{name}: unknown arguments {sorted(kwargs)} (it takes num_classes, pretrained and "
+                              f"zero_init_residual)")
+        net = DFNet(stages, num_classes, zero_init_residual=zero_init_residual)
         if pretrained:
             from ...utils.weights import load_weights
             load_weights(net, pretrained)

@@ -85,7 +85,17 @@ class ShuffleV1Unit(nn.Module):
 
 
 class ShuffleNetV1(nn.Module):
-    def __init__(self, groups: int = 3, width: str = "1_0", num_classes: int = 1000):
+    """Args:
+        groups: of the 1x1 convolutions (3 or 8).
+        width: width multiplier as in the arch names: ``0_5``, ``1_0``, ``1_5``, ``2_0``.
+        zero_init_residual: start every residual unit's last BatchNorm at zero, so each unit begins
+            as the identity (Goyal et al. 2017; torchvision's ResNet option). From scratch on small
+            data this takes the instability out of the first epochs (the summed branches otherwise
+            grow the activations unit after unit).
+    """
+
+    def __init__(self, groups: int = 3, width: str = "1_0", num_classes: int = 1000,
+                 zero_init_residual: bool = False):
         super().__init__()
         if (groups, width) not in STAGE_CHANNELS:
             known = sorted({g for g, _ in STAGE_CHANNELS}), sorted({w for _, w in STAGE_CHANNELS})
@@ -109,9 +119,9 @@ class ShuffleNetV1(nn.Module):
             setattr(self, f"stage{i + 2}", nn.Sequential(*units))
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # adaptive: any input size (the reference pools 7x7)
         self.fc = nn.Linear(in_ch, num_classes, bias=False)  # no bias, as the reference
-        self._init_weights()
+        self._init_weights(zero_init_residual)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, zero_init_residual: bool) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -120,6 +130,10 @@ class ShuffleNetV1(nn.Module):
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, ShuffleV1Unit) and m.stride == 1:  # stride-2 units concatenate, nothing to zero
+                    nn.init.zeros_(m.bn3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.conv1(x))
@@ -130,10 +144,12 @@ class ShuffleNetV1(nn.Module):
 def _builder(groups: int, width: str):
     name = f"shufflenet_v1_g{groups}_x{width}"
 
-    def build(num_classes: int = 1000, pretrained: Optional[str] = None, **kwargs) -> nn.Module:
+    def build(num_classes: int = 1000, pretrained: Optional[str] = None, zero_init_residual: bool = False,
+              **kwargs) -> nn.Module:
         if kwargs:
-            raise ConfigError(f"{name}: unknown arguments {sorted(kwargs)} (it takes num_classes and pretrained)")
-        net = ShuffleNetV1(groups, width, num_classes)
+            raise ConfigError(f"{name}: unknown arguments {sorted(kwargs)} (it takes num_classes, pretrained and "
+                              f"zero_init_residual)")
+        net = ShuffleNetV1(groups, width, num_classes, zero_init_residual)
         if pretrained:
             from ...utils.weights import load_weights
             load_weights(net, pretrained)
