@@ -77,7 +77,7 @@ def test_key_map_is_total_and_config_model_matches_builder():
 ])
 def test_heads_train_and_eval(head):
     cfg = {"type": "EncoderDecoder",
-           "backbone": {"type": "LayerTapBackbone", "arch": "resnet18", "output_stride": 32,
+           "backbone": {"type": "FeatureBackbone", "arch": "resnet18", "output_stride": 32,
                         "return_layers": {"layer2": "aux", "layer4": "out"}},
            "decode_head": head,
            "aux_head": {"type": "FCNHead", "in_channels": 128, "num_classes": 3, "in_key": "aux"},
@@ -94,19 +94,19 @@ def test_heads_train_and_eval(head):
 
 
 def test_output_stride_and_backbone_errors():
-    from torchcv.models.segmentors.tap_backbone import LayerTapBackbone
-    bb = LayerTapBackbone("resnet50", {"layer4": "out"}, output_stride=16)
-    assert bb(torch.zeros(1, 3, 64, 64))["out"].shape[-1] == 4
-    mb = LayerTapBackbone("mobilenet_v3_large", {"4": "low"}, output_stride=16, bn_momentum=0.1)
+    from torchcv.models.backbones.features import FeatureBackbone as FB
+    bb = FB("resnet50", return_layers={"layer4": "out"}, output_stride=16)
+    assert bb(torch.zeros(1, 3, 64, 64))["out"].shape[-1] == 4 and bb.out_strides == [16]
+    mb = FB("mobilenet_v3_large", return_layers={"4": "low"}, output_stride=16, bn_momentum=0.1)
     assert {m.momentum for m in mb.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
     with pytest.raises(ConfigError, match="not children"):
-        LayerTapBackbone("resnet18", {"layer9": "out"})
+        FB("resnet18", return_layers={"layer9": "out"})
     with pytest.raises(ConfigError, match="cannot be dilated|supports"):
-        LayerTapBackbone("vgg11", {"0": "out"}, output_stride=8)
+        FB("vgg11", return_layers={"0": "out"}, output_stride=8)
     with pytest.raises(ConfigError, match="bottleneck ResNet"):
-        LayerTapBackbone("resnet18", {"layer4": "out"}, output_stride=8)
+        FB("resnet18", return_layers={"layer4": "out"}, output_stride=8)
     with pytest.raises(ConfigError, match="MobileNetV3 supports 16"):
-        LayerTapBackbone("mobilenet_v3_large", {"16": "out"}, output_stride=8)
+        FB("mobilenet_v3_large", return_layers={"16": "out"}, output_stride=8)
 
 
 def test_cross_entropy_ignore_ohem_and_class_weight():

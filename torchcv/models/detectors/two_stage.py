@@ -1,16 +1,15 @@
-"""Faster R-CNN and Mask R-CNN assembled from registered parts.
+"""Faster R-CNN, Mask R-CNN (and any RoI branch combination) assembled from registered parts.
 
 State-dict layout equals torchvision's (``backbone.body.*``, ``backbone.fpn.*``, ``rpn.head.*``,
-``roi_heads.box_head.*`` ...), so torchvision's ``fasterrcnn_resnet50_fpn`` / ``maskrcnn_resnet50_fpn``
-checkpoints load directly (``load_from: path``); a predictor of another number of classes is
-skipped and reported by ``load_weights`` -- the fine-tuning flow of the PennFudan tutorial.
+``roi_heads.box_head.*``, ``roi_heads.mask_head.*`` ...), so torchvision's ``fasterrcnn_resnet50_fpn`` /
+``maskrcnn_resnet50_fpn`` checkpoints load directly (``load_from: path``); a predictor of another
+number of classes is skipped and reported by ``load_weights`` -- the fine-tuning flow of the
+PennFudan tutorial.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ... import ops
@@ -18,10 +17,11 @@ from ...registry import MODELS, ConfigError
 from ..backbones.features import FeatureBackbone, FrozenBatchNorm2d
 from ..heads.box_head import FastRCNNPredictor, TwoMLPHead
 from ..heads.det_utils import AnchorGenerator, check_options
-from ..heads.mask_head import MaskRCNNHeads, MaskRCNNPredictor
-from ..heads.roi_heads import RoIHeads
+from ..heads.keypoint_head import KeypointBranch
+from ..heads.mask_head import MaskBranch
+from ..heads.roi_heads import RoIBranch, RoIHeads
 from ..heads.rpn import RegionProposalNetwork, RPNHead
-from ..necks.fpn import FPN
+from ..necks.fpn import BackboneWithFPN
 from .det_transform import DetInputTransform
 
 RPN_DEFAULTS = dict(pre_nms_top_n_train=2000, pre_nms_top_n_test=1000, post_nms_top_n_train=2000,
@@ -32,52 +32,20 @@ ROI_DEFAULTS = dict(score_thresh=0.05, nms_thresh=0.5, detections_per_img=100, f
 BOX_HEAD_DEFAULTS = dict(representation_size=1024, output_size=7, sampling_ratio=2)
 MASK_HEAD_DEFAULTS = dict(layers=(256, 256, 256, 256), dilation=1, dim_reduced=256, output_size=14,
                           sampling_ratio=2)
+KEYPOINT_HEAD_DEFAULTS = dict(layers=(512,) * 8, output_size=14, sampling_ratio=2)
 
 
-class BackboneWithFPN(nn.Module):
-    """The backbone's stages (as ``body``) feeding the FPN (as ``fpn``).
-
-    ``return_layers`` names the ``body`` children whose outputs go to the FPN; default: the last
-    child of each of the backbone's ``out_indices`` levels. Outputs are renamed '0', '1', ... .
-    """
-
-    def __init__(self, backbone: FeatureBackbone, fpn: Optional[nn.Module] = None, fpn_cfg: Optional[dict] = None,
-                 return_layers: Optional[Sequence] = None):
-        super().__init__()
-        if not isinstance(getattr(backbone, "body", None), nn.ModuleDict):
-            raise ConfigError("two-stage detectors need a FeatureBackbone-like backbone (with a 'body' ModuleDict)")
-        self.body = backbone.body
-        ends = [str(r) for r in return_layers] if return_layers else [backbone.stage_ends[i]
-                                                                      for i in backbone.out_indices]
-        missing = [r for r in ends if r not in self.body]
-        if missing:
-            raise ConfigError(f"return_layers {missing} are not children of the backbone ({list(self.body)})")
-        self.return_layers = ends
-        if fpn is None:
-            fpn = FPN(self._channels(), **(fpn_cfg or {}))
-        self.fpn = fpn
-        self.out_channels = fpn.out_channels
-
-    @torch.no_grad()
-    def _channels(self) -> List[int]:
-        was = self.body.training
-        self.body.eval()
-        chans = [c.shape[1] for c in self._stages(torch.zeros(1, 3, 224, 224)).values()]
-        self.body.train(was)
-        return chans
-
-    def _stages(self, x: Tensor) -> Dict[str, Tensor]:
-        out: Dict[str, Tensor] = OrderedDict()
-        for name, m in self.body.items():
-            x = m(x)
-            if name in self.return_layers:
-                out[str(len(out))] = x
-                if len(out) == len(self.return_layers):
-                    break
-        return out
-
-    def forward(self, x: Tensor) -> Dict[str, Tensor]:
-        return self.fpn(self._stages(x))
+def check_targets(name: str, targets: Optional[List[Dict[str, Tensor]]]) -> None:
+    if targets is None:
+        raise ValueError(f"{name}: targets are required in training mode")
+    for i, t in enumerate(targets):
+        b = t["boxes"]
+        if b.dim() != 2 or b.shape[-1] != 4:
+            raise ValueError(f"target {i}: boxes must be (N, 4) xyxy, got {tuple(b.shape)}")
+        bad = (b[:, 2:] <= b[:, :2]).any(dim=1)
+        if bad.any():
+            raise ValueError(f"target {i}: degenerate box {b[bad][0].tolist()} (x2 <= x1 or y2 <= y1); "
+                             f"the dataset should drop or fix it")
 
 
 @MODELS.register()
@@ -87,22 +55,28 @@ class FasterRCNN(nn.Module):
         num_classes: including the background class 0.
         neck: a built FPN, or a dict of FPN options (``out_channels``, ``extra``) with the input
             channels taken from the backbone.
-        return_layers: backbone children that feed the FPN (default: one per level in out_indices).
+        return_layers: backbone children that feed the FPN (default: the backbone's taps).
         min_size / max_size: keep-ratio resize inside the model (a list of min sizes picks one at
             random per image in training). image_mean / image_std: normalisation of 0-1 images.
         anchor_sizes: one group per FPN output; aspect_ratios: one group, or one per level.
-        rpn, roi_heads, box_head, mask_head: option dicts (see RPN_DEFAULTS ... at the top).
+        rpn, roi_heads, box_head: option dicts (see RPN_DEFAULTS ... at the top).
+        roi_branches: instance branches run on the detections, e.g. ``[{type: MaskBranch, ...},
+            {type: KeypointBranch, num_keypoints: 17}]``.
+        mask_head: (``MaskRCNN``) options of its mask branch (MASK_HEAD_DEFAULTS).
+        num_keypoints, keypoint_head: (``KeypointRCNN``) K and the options of its keypoint branch
+            (KEYPOINT_HEAD_DEFAULTS).
     """
 
-    with_mask = False
+    default_branches: Sequence[str] = ()
 
     def __init__(self, backbone: nn.Module, num_classes: int, neck=None, return_layers: Optional[list] = None,
                  min_size=800, max_size: int = 1333, image_mean=(0.485, 0.456, 0.406),
                  image_std=(0.229, 0.224, 0.225), size_divisible: int = 32,
                  anchor_sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=(0.5, 1.0, 2.0),
                  rpn: Optional[dict] = None, roi_heads: Optional[dict] = None, box_head: Optional[dict] = None,
-                 mask_head: Optional[dict] = None, featmap_names: Optional[List[str]] = None,
-                 rpn_conv_depth: int = 1):
+                 mask_head: Optional[dict] = None, roi_branches: Optional[List[RoIBranch]] = None,
+                 num_keypoints: Optional[int] = None, keypoint_head: Optional[dict] = None,
+                 featmap_names: Optional[List[str]] = None, rpn_conv_depth: int = 1):
         super().__init__()
         name = type(self).__name__
         if num_classes < 2:
@@ -113,7 +87,7 @@ class FasterRCNN(nn.Module):
             self.backbone = BackboneWithFPN(backbone, fpn_cfg=check_options(neck, dict(out_channels=256,
                                             extra="maxpool"), f"{name}.neck"), return_layers=return_layers)
         ch = self.backbone.out_channels
-        n_levels = len(self.backbone.return_layers) + (1 if getattr(self.backbone.fpn, "extra", None) else 0)
+        n_levels = self.backbone.num_levels
         anchor_sizes = [tuple(a) if isinstance(a, (list, tuple)) else (a,) for a in anchor_sizes]
         if len(anchor_sizes) == 1 and n_levels > 1:
             anchor_sizes = anchor_sizes * n_levels
@@ -129,31 +103,34 @@ class FasterRCNN(nn.Module):
         box_pool = ops.MultiScaleRoIAlign(featmap_names, b["output_size"], b["sampling_ratio"])
         head = TwoMLPHead(ch * b["output_size"] ** 2, b["representation_size"])
         predictor = FastRCNNPredictor(b["representation_size"], num_classes)
-        kw = {}
-        if self.with_mask:
-            m = check_options(mask_head, MASK_HEAD_DEFAULTS, f"{name}.mask_head")
-            mhead = MaskRCNNHeads(ch, m["layers"], m["dilation"])
-            kw = dict(mask_roi_pool=ops.MultiScaleRoIAlign(featmap_names, m["output_size"], m["sampling_ratio"]),
-                      mask_head=mhead, mask_predictor=MaskRCNNPredictor(mhead.out_channels, m["dim_reduced"],
-                                                                        num_classes))
-        elif mask_head:
-            raise ConfigError(f"{name}: mask_head options given to a model without masks (use MaskRCNN)")
-        self.roi_heads = RoIHeads(box_pool, head, predictor, **check_options(roi_heads, ROI_DEFAULTS,
-                                                                             f"{name}.roi_heads"), **kw)
+        branches = self._default_branches(mask_head, num_keypoints, keypoint_head) + list(roi_branches or [])
+        for i, br in enumerate(branches):
+            if not isinstance(br, RoIBranch):
+                raise ConfigError(f"{name}.roi_branches.{i}: {type(br).__name__} is not an RoI branch "
+                                  f"(MaskBranch, KeypointBranch, ...)")
+        built = [(br, br.build(ch, num_classes, featmap_names)) for br in branches]
+        self.roi_heads = RoIHeads(box_pool, head, predictor, branches=built,
+                                  **check_options(roi_heads, ROI_DEFAULTS, f"{name}.roi_heads"))
         self.num_classes = num_classes
+
+    def _default_branches(self, mask_head: Optional[dict], num_keypoints: Optional[int],
+                          keypoint_head: Optional[dict]) -> List[RoIBranch]:
+        if mask_head:
+            raise ConfigError(f"{type(self).__name__}: mask_head options given to a model without masks (use "
+                              f"MaskRCNN, or roi_branches: [{{type: MaskBranch, ...}}])")
+        if num_keypoints is not None or keypoint_head:
+            raise ConfigError(f"{type(self).__name__}: keypoint options given to a model without keypoints (use "
+                              f"KeypointRCNN, or roi_branches: [{{type: KeypointBranch, ...}}])")
+        return []
+
+    @property
+    def num_keypoints(self) -> Optional[int]:
+        kp = [b for b in self.roi_heads.branches if b.name == "keypoint"]
+        return kp[0].num_keypoints if kp else None
 
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
         if self.training:
-            if targets is None:
-                raise ValueError(f"{type(self).__name__}: targets are required in training mode")
-            for i, t in enumerate(targets):
-                b = t["boxes"]
-                if b.dim() != 2 or b.shape[-1] != 4:
-                    raise ValueError(f"target {i}: boxes must be (N, 4) xyxy, got {tuple(b.shape)}")
-                bad = (b[:, 2:] <= b[:, :2]).any(dim=1)
-                if bad.any():
-                    raise ValueError(f"target {i}: degenerate box {b[bad][0].tolist()} (x2 <= x1 or y2 <= y1); "
-                                     f"the dataset should drop or fix it")
+            check_targets(type(self).__name__, targets)
         original = [tuple(int(s) for s in img.shape[-2:]) for img in images]
         batch, sizes, targets = self.transform(images, targets)
         features = self.backbone(batch)
@@ -166,7 +143,20 @@ class FasterRCNN(nn.Module):
 
 @MODELS.register()
 class MaskRCNN(FasterRCNN):
-    with_mask = True
+    """Faster R-CNN with a mask branch (``mask_head`` holds its options)."""
+
+    def _default_branches(self, mask_head, num_keypoints, keypoint_head) -> List[RoIBranch]:
+        m = check_options(mask_head, MASK_HEAD_DEFAULTS, f"{type(self).__name__}.mask_head")
+        return [MaskBranch(**m)] + super()._default_branches(None, num_keypoints, keypoint_head)
+
+
+@MODELS.register()
+class KeypointRCNN(FasterRCNN):
+    """Faster R-CNN with a keypoint branch (``num_keypoints``, ``keypoint_head`` options)."""
+
+    def _default_branches(self, mask_head, num_keypoints, keypoint_head) -> List[RoIBranch]:
+        k = check_options(keypoint_head, KEYPOINT_HEAD_DEFAULTS, f"{type(self).__name__}.keypoint_head")
+        return super()._default_branches(mask_head, None, None) + [KeypointBranch(num_keypoints or 17, **k)]
 
 
 # ---- named variants with torchvision's settings --------------------------------------------------
@@ -185,6 +175,14 @@ def fasterrcnn_resnet50_fpn(num_classes: int = 91, arch: str = "resnet50", train
 def maskrcnn_resnet50_fpn(num_classes: int = 91, arch: str = "resnet50", trainable_layers: int = 5,
                           norm: str = "frozen_bn", **kwargs) -> MaskRCNN:
     return MaskRCNN(_resnet_backbone(arch, trainable_layers, norm), num_classes, **kwargs)
+
+
+@MODELS.register()
+def keypointrcnn_resnet50_fpn(num_classes: int = 2, num_keypoints: int = 17, arch: str = "resnet50",
+                              trainable_layers: int = 5, norm: str = "frozen_bn", **kwargs) -> KeypointRCNN:
+    kwargs.setdefault("min_size", (640, 672, 704, 736, 768, 800))
+    return KeypointRCNN(_resnet_backbone(arch, trainable_layers, norm), num_classes, num_keypoints=num_keypoints,
+                        **kwargs)
 
 
 def _mobilenet(num_classes: int, norm: str, trainable_layers: int, **kwargs) -> FasterRCNN:

@@ -1,12 +1,16 @@
-"""Mask branch of the RoI heads: conv tower, upsampling predictor, and pasting masks into images."""
+"""Mask branch of the RoI heads: conv tower, upsampling predictor, loss, and pasting masks into images."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ... import ops
+from ...registry import HEADS
+from ..losses.det_losses import maskrcnn_loss
+from .roi_heads import RoIBranch
 
 
 class MaskRCNNHeads(nn.Sequential):
@@ -76,3 +80,40 @@ def paste_masks(masks: Tensor, boxes: Tensor, image_size: Tuple[int, int], paddi
         if x1 > x0 and y1 > y0:
             out[i, 0, y0:y1, x0:x1] = resized[y0 - y0b:y1 - y0b, x0 - x0b:x1 - x0b]
     return out
+
+
+@HEADS.register()
+class MaskBranch(RoIBranch):
+    """Instance masks (Mask R-CNN): RoIAlign ``output_size`` -> ``layers`` 3x3 convs -> 2x upsampling
+    -> one ``M x M`` logit map per class; per-pixel BCE on the ground-truth class; in inference the
+    probability map of the predicted class, ``masks`` (N, 1, M, M), pasted into the image by the
+    detector's post-processing."""
+
+    name = "mask"
+    target_keys = ("masks",)
+
+    def __init__(self, layers: Sequence[int] = (256, 256, 256, 256), dilation: int = 1, dim_reduced: int = 256,
+                 output_size: int = 14, sampling_ratio: int = 2):
+        self.layers, self.dilation, self.dim_reduced = list(layers), dilation, dim_reduced
+        self.output_size, self.sampling_ratio = output_size, sampling_ratio
+
+    def build(self, in_channels: int, num_classes: int, featmap_names: Sequence[str]) -> Dict[str, nn.Module]:
+        head = MaskRCNNHeads(in_channels, self.layers, self.dilation)
+        return {"roi_pool": ops.MultiScaleRoIAlign(list(featmap_names), self.output_size, self.sampling_ratio),
+                "head": head, "predictor": MaskRCNNPredictor(head.out_channels, self.dim_reduced, num_classes)}
+
+    def _logits(self, features, boxes, image_sizes) -> Tensor:
+        return self.predictor(self.head(self.roi_pool(features, boxes, image_sizes)))
+
+    def loss(self, features, proposals, image_sizes, targets, matched) -> Dict[str, Tensor]:
+        logits = self._logits(features, proposals, image_sizes)
+        return {"loss_mask": maskrcnn_loss(logits, proposals, [t["masks"] for t in targets],
+                                           [t["labels"] for t in targets], matched)}
+
+    def predict(self, features, results: List[Dict[str, Tensor]], image_sizes) -> None:
+        probs = self._logits(features, [r["boxes"] for r in results], image_sizes).sigmoid()
+        counts = [r["labels"].shape[0] for r in results]
+        labels = torch.cat([r["labels"] for r in results])
+        probs = probs[torch.arange(probs.shape[0], device=labels.device), labels][:, None]
+        for r, m in zip(results, probs.split(counts, dim=0)):
+            r["masks"] = m

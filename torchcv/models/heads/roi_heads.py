@@ -1,16 +1,59 @@
-"""RoI heads: sample proposals against ground truth, pool features per RoI (``torchcv.ops``),
-classify and refine boxes, predict masks, and turn scores into final detections."""
+"""The RoI heads of two-stage detectors: a box branch plus optional instance branches.
+
+The box branch (pooler, ``box_head``, ``box_predictor``) samples proposals in training and turns
+them into detections in inference. Instance branches (``MaskBranch``, ``KeypointBranch`` ...) each
+own their pooler, head, predictor, loss and post-processing: in training they learn from the
+positive proposals (with the ground truth each matched), in inference they run on the final
+detections and add their outputs (``masks``, ``keypoints`` ...) to them.
+
+A branch is selectable from YAML (``roi_branches: [{type: MaskBranch, ...}]``); its modules are
+attached to the RoI heads as ``<name>_roi_pool``, ``<name>_head``, ``<name>_predictor``, which is
+torchvision's state_dict layout (``roi_heads.mask_head...``, ``roi_heads.keypoint_predictor...``).
+"""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ... import ops
-from ..losses.det_losses import fastrcnn_loss, maskrcnn_loss
+from ..losses.det_losses import fastrcnn_loss
 from .det_utils import BalancedSampler, BoxCoder, Matcher, clip_boxes, keep_large
+
+
+class RoIBranch:
+    """Base of instance branches. ``build`` creates the modules once the detector knows the feature
+    channels, class count and feature map names; the RoI heads attach them under ``name``."""
+
+    name = "branch"
+    target_keys: Tuple[str, ...] = ()     # what a training target must hold for this branch
+
+    def build(self, in_channels: int, num_classes: int, featmap_names: Sequence[str]) -> Dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def bind(self, modules: Dict[str, nn.Module]) -> None:
+        self.roi_pool = modules["roi_pool"]
+        self.head = modules["head"]
+        self.predictor = modules["predictor"]
+
+    def check_targets(self, targets: List[Dict[str, Tensor]]) -> None:
+        for i, t in enumerate(targets):
+            for key in self.target_keys:
+                if key not in t:
+                    raise ValueError(f"{type(self).__name__}: target {i} has no '{key}'; the dataset must provide "
+                                     f"it (e.g. with_{key}: true) or remove the branch")
+
+    def loss(self, features: Dict[str, Tensor], proposals: List[Tensor], image_sizes: List[Tuple[int, int]],
+             targets: List[Dict[str, Tensor]], matched: List[Tensor]) -> Dict[str, Tensor]:
+        """Losses from positive ``proposals`` and the index of the ground truth each matched."""
+        raise NotImplementedError
+
+    def predict(self, features: Dict[str, Tensor], results: List[Dict[str, Tensor]],
+                image_sizes: List[Tuple[int, int]]) -> None:
+        """Add this branch's outputs to each image's detections (in place)."""
+        raise NotImplementedError
 
 
 class RoIHeads(nn.Module):
@@ -18,23 +61,31 @@ class RoIHeads(nn.Module):
                  fg_iou_thresh: float = 0.5, bg_iou_thresh: float = 0.5, batch_size_per_image: int = 512,
                  positive_fraction: float = 0.25, bbox_reg_weights: Optional[Tuple[float, ...]] = None,
                  score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 100,
-                 mask_roi_pool: Optional[nn.Module] = None, mask_head: Optional[nn.Module] = None,
-                 mask_predictor: Optional[nn.Module] = None):
+                 branches: Sequence[Tuple[RoIBranch, Dict[str, nn.Module]]] = ()):
         super().__init__()
         self.box_roi_pool = box_roi_pool
         self.box_head = box_head
         self.box_predictor = box_predictor
-        self.mask_roi_pool = mask_roi_pool
-        self.mask_head = mask_head
-        self.mask_predictor = mask_predictor
         self.box_coder = BoxCoder(bbox_reg_weights or (10.0, 10.0, 5.0, 5.0))
         self.matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality=False)
         self.sampler = BalancedSampler(batch_size_per_image, positive_fraction)
         self.score_thresh, self.nms_thresh, self.detections_per_img = score_thresh, nms_thresh, detections_per_img
+        self.branches: List[RoIBranch] = []
+        for branch, modules in branches:
+            if branch.name in {b.name for b in self.branches}:
+                raise ValueError(f"RoIHeads: two branches named '{branch.name}'")
+            for role, module in modules.items():
+                setattr(self, f"{branch.name}_{role}", module)
+            branch.bind(modules)
+            self.branches.append(branch)
 
     @property
     def has_mask(self) -> bool:
-        return self.mask_predictor is not None
+        return any(b.name == "mask" for b in self.branches)
+
+    @property
+    def has_keypoint(self) -> bool:
+        return any(b.name == "keypoint" for b in self.branches)
 
     # ---- training: which proposals to learn from -----------------------------------------------
     def _sample(self, proposals: List[Tensor], targets: List[Dict[str, Tensor]]):
@@ -88,35 +139,24 @@ class RoIHeads(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("RoIHeads: targets are required in training mode")
+            for branch in self.branches:
+                branch.check_targets(targets)
             proposals, matched_idxs, labels, reg_targets = self._sample(proposals, targets)
         x = self.box_head(self.box_roi_pool(features, proposals, image_sizes))
         logits, deltas = self.box_predictor(x)
         if self.training:
             cls_loss, box_loss = fastrcnn_loss(logits, deltas, labels, reg_targets)
             losses.update(loss_classifier=cls_loss, loss_box_reg=box_loss)
-        else:
-            results = self._postprocess(logits, deltas, proposals, image_sizes)
-
-        if self.has_mask:
-            if self.training:
-                mask_props, pos_matched = [], []
+            if self.branches:  # instance branches learn from the positive proposals
+                pos_props, pos_matched = [], []
                 for p, lab, idx in zip(proposals, labels, matched_idxs):
                     pos = torch.where(lab > 0)[0]
-                    mask_props.append(p[pos])
+                    pos_props.append(p[pos])
                     pos_matched.append(idx[pos])
-            else:
-                mask_props = [r["boxes"] for r in results]
-            x = self.mask_head(self.mask_roi_pool(features, mask_props, image_sizes))
-            mask_logits = self.mask_predictor(x)
-            if self.training:
-                gt_masks = [t["masks"] for t in targets]
-                gt_labels = [t["labels"] for t in targets]
-                losses["loss_mask"] = maskrcnn_loss(mask_logits, mask_props, gt_masks, gt_labels, pos_matched)
-            else:
-                probs = mask_logits.sigmoid()
-                counts = [r["labels"].shape[0] for r in results]
-                labels_cat = torch.cat([r["labels"] for r in results])
-                probs = probs[torch.arange(probs.shape[0], device=labels_cat.device), labels_cat][:, None]
-                for r, m in zip(results, probs.split(counts, dim=0)):
-                    r["masks"] = m
+                for branch in self.branches:
+                    losses.update(branch.loss(features, pos_props, image_sizes, targets, pos_matched))
+        else:
+            results = self._postprocess(logits, deltas, proposals, image_sizes)
+            for branch in self.branches:
+                branch.predict(features, results, image_sizes)
         return results, losses

@@ -2,8 +2,8 @@
 
 Every head takes the backbone's feature dict and returns class logits at the resolution of the
 feature it reads (the segmentor upsamples them to the input size). ``in_key`` names the feature
-to read; it matches the backbone's output keys ("4" = ResNet layer4 for ``FeatureBackbone``,
-whatever ``return_layers`` says for ``LayerTapBackbone``).
+to read; it matches the backbone's output keys ("4" = ResNet layer4 for a ``FeatureBackbone``
+tapped by level, whatever ``return_layers`` says when it taps children by name).
 
 Sub-module names are short and descriptive; ``torchcv.models.segmentors.tv_compat`` maps
 torchvision's ``classifier.N`` keys onto them.

@@ -17,13 +17,12 @@ from ..backbones.features import FeatureBackbone
 from ..heads.ann_head import ANNHead
 from ..heads.seg_heads import ASPPHead, DenseASPPHead, FCNHead, LRASPPHead, PSPHead
 from ..losses.seg_losses import SegCrossEntropyLoss
-from .tap_backbone import LayerTapBackbone
 
 
 @MODELS.register()
 class EncoderDecoder(nn.Module):
     """Args:
-        backbone: a module returning a dict of feature maps (``FeatureBackbone``, ``LayerTapBackbone``).
+        backbone: a module returning a dict of feature maps (``FeatureBackbone``, tapped by level or by child).
         decode_head: a head reading that dict (``FCNHead``, ``ASPPHead``, ``LRASPPHead``, ``PSPHead``,
             ``DenseASPPHead``, ``ANNHead``).
         aux_head: optional auxiliary head (training only; skipped at inference).
@@ -83,10 +82,10 @@ def _resnet(arch: str, output_stride: int, pretrained_backbone: Optional[str], n
                            arch_kwargs={"replace_stride_with_dilation": dil})
 
 
-def _mobilenet(taps: Dict[str, str], pretrained_backbone: Optional[str], norm: str) -> LayerTapBackbone:
+def _mobilenet(taps: Dict[str, str], pretrained_backbone: Optional[str], norm: str) -> FeatureBackbone:
     # torchvision: "out"/"high" = features[16] (C5, stride 16 with dilation), "aux"/"low" = features[4]
     # (first block of the stride-8 stage)
-    return LayerTapBackbone("mobilenet_v3_large", return_layers=taps, output_stride=16,
+    return FeatureBackbone("mobilenet_v3_large", return_layers=taps, output_stride=16,
                             pretrained=pretrained_backbone, norm=norm)
 
 
