@@ -90,7 +90,7 @@ def test_only_the_output_projection_learns_first():
 
 def _tiny_ann(channels_last=True):
     cfg = {"type": "EncoderDecoder",
-           "backbone": {"type": "LayerTapBackbone", "arch": "resnet18", "output_stride": 32,
+           "backbone": {"type": "FeatureBackbone", "arch": "resnet18", "output_stride": 32,
                         "return_layers": {"layer3": "c4", "layer4": "c5"}},
            "decode_head": {"type": "ANNHead", "low_channels": 256, "high_channels": 512, "num_classes": 3,
                            "channels": 32, "key_channels": 8, "value_channels": 8, "low_key": "c4", "high_key": "c5"},
