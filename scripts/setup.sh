@@ -19,6 +19,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing requirements"
   "$PY" -m pip install -q --disable-pip-version-check -r requirements.txt
   "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  # the export extra (onnx, onnxscript, onnxruntime): ONNX export and its onnxruntime checks
+  "$PY" -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[export]"
   echo "$want" > "$stamp"
 else
   echo "[setup] requirements up to date"

@@ -6,4 +6,4 @@ __version__ = "0.1.0"
 
 from . import registry, config  # noqa: F401
 from . import ops  # noqa: F401
-from . import data, models, evaluation, tasks, engine  # noqa: F401
+from . import data, models, evaluation, tasks, engine, deploy  # noqa: F401

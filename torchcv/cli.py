@@ -105,7 +105,7 @@ def test_main(argv: Optional[List[str]] = None) -> int:
         import torchcv  # noqa: F401
         from .engine.trainer import Trainer
         from .utils import dist
-        if not os.path.isfile(args.checkpoint):
+        if not args.checkpoint.startswith("torchvision://") and not os.path.isfile(args.checkpoint):
             raise CheckpointError(f"checkpoint not found: {args.checkpoint}. Train first (run script: train), or "
                                   f"give the path of a checkpoint / weights file")
         cfg = load_config(args.config, args.overrides)

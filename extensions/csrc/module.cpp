@@ -10,6 +10,8 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include "ops.h"
+
 namespace torchcv {
 
 TORCH_LIBRARY(torchcv, m) {
@@ -117,6 +119,7 @@ class RoIAlignFn : public torch::autograd::Function<RoIAlignFn> {
     ctx->saved_data["c"] = input.sym_size(1);
     ctx->saved_data["h"] = input.sym_size(2);
     ctx->saved_data["w"] = input.sym_size(3);
+    ctx->saved_data["cl"] = is_channels_last(input);
     ctx->save_for_backward({rois});
     at::AutoDispatchBelowADInplaceOrView guard;
     return {call_roi_align(input, rois, scale, ph, pw, sr, aligned)};
@@ -125,7 +128,10 @@ class RoIAlignFn : public torch::autograd::Function<RoIAlignFn> {
   static variable_list backward(AutogradContext* ctx, const variable_list& grad_output) {
     auto rois = ctx->get_saved_variables()[0];
     auto& d = ctx->saved_data;
-    auto grad_in = call_roi_align_backward(grad_output[0], rois, d["scale"].toDouble(),
+    // the output is contiguous; a channels-last input gets its gradient through the NHWC kernel
+    auto grad = d["cl"].toBool() ? grad_output[0].contiguous(at::MemoryFormat::ChannelsLast)
+                                 : grad_output[0];
+    auto grad_in = call_roi_align_backward(grad, rois, d["scale"].toDouble(),
         d["ph"].toSymInt(), d["pw"].toSymInt(), d["b"].toSymInt(), d["c"].toSymInt(),
         d["h"].toSymInt(), d["w"].toSymInt(), d["sr"].toInt(), d["aligned"].toBool());
     return {grad_in, Variable(), Variable(), Variable(), Variable(), Variable(), Variable()};
@@ -157,6 +163,7 @@ class RoIPoolFn : public torch::autograd::Function<RoIPoolFn> {
     ctx->saved_data["c"] = input.sym_size(1);
     ctx->saved_data["h"] = input.sym_size(2);
     ctx->saved_data["w"] = input.sym_size(3);
+    ctx->saved_data["cl"] = is_channels_last(input);
     at::AutoDispatchBelowADInplaceOrView guard;
     auto res = call_roi_pool(input, rois, scale, ph, pw);
     auto output = std::get<0>(res);
@@ -169,7 +176,9 @@ class RoIPoolFn : public torch::autograd::Function<RoIPoolFn> {
   static variable_list backward(AutogradContext* ctx, const variable_list& grad_output) {
     auto saved = ctx->get_saved_variables();
     auto& d = ctx->saved_data;
-    auto grad_in = call_roi_pool_backward(grad_output[0], saved[0], saved[1],
+    auto grad = d["cl"].toBool() ? grad_output[0].contiguous(at::MemoryFormat::ChannelsLast)
+                                 : grad_output[0];
+    auto grad_in = call_roi_pool_backward(grad, saved[0], saved[1],
         d["scale"].toDouble(), d["ph"].toSymInt(), d["pw"].toSymInt(), d["b"].toSymInt(),
         d["c"].toSymInt(), d["h"].toSymInt(), d["w"].toSymInt());
     return {grad_in, Variable(), Variable(), Variable(), Variable()};

@@ -49,9 +49,8 @@ def _register_fakes() -> None:
     def _roi_align_fake(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
         torch._check(rois.dim() == 2 and rois.size(1) == 5, lambda: "roi_align: rois must have shape [K, 5]")
         torch._check(input.dtype == rois.dtype, lambda: "roi_align: input and rois must have the same dtype")
-        return input.new_empty((rois.size(0), input.size(1), pooled_height, pooled_width)).contiguous(
-            memory_format=_fmt(input)
-        )
+        # contiguous whatever the input layout, as the kernels (and torchvision) return it
+        return input.new_empty((rois.size(0), input.size(1), pooled_height, pooled_width))
 
     @torch.library.register_fake(lib + "_roi_align_backward")
     def _roi_align_bwd_fake(
@@ -64,10 +63,7 @@ def _register_fakes() -> None:
         torch._check(rois.dim() == 2 and rois.size(1) == 5, lambda: "roi_pool: rois must have shape [K, 5]")
         torch._check(input.dtype == rois.dtype, lambda: "roi_pool: input and rois must have the same dtype")
         shape = (rois.size(0), input.size(1), pooled_height, pooled_width)
-        mf = _fmt(input)
-        out = input.new_empty(shape).contiguous(memory_format=mf)
-        argmax = input.new_empty(shape, dtype=torch.int32).contiguous(memory_format=mf)
-        return out, argmax
+        return input.new_empty(shape), input.new_empty(shape, dtype=torch.int32)
 
     @torch.library.register_fake(lib + "_roi_pool_backward")
     def _roi_pool_bwd_fake(
@@ -132,3 +128,16 @@ def use_compiled(device: torch.device) -> bool:
     if device.type == "cuda":
         return compiled_with_cuda()
     return False
+
+
+# For TorchScript, which reads no Python globals: which device types the compiled kernels serve,
+# decided once at import as three small functions.
+if _BACKEND != "compiled":
+    def compiled_serves(device: torch.device) -> bool:
+        return False
+elif compiled_with_cuda():
+    def compiled_serves(device: torch.device) -> bool:
+        return device.type == "cpu" or device.type == "cuda"
+else:
+    def compiled_serves(device: torch.device) -> bool:
+        return device.type == "cpu"

@@ -1,8 +1,16 @@
 """Argument checking and RoI-format helpers shared by the ops."""
-from typing import List, Sequence, Tuple, Union
+from typing import List, Tuple, Union
 
 import torch
 from torch import Tensor
+
+
+class OpInputError(ValueError, RuntimeError, AssertionError):
+    """A malformed argument (wrong shape, size mismatch, bad value).
+
+    A ValueError for our callers, and also the RuntimeError / AssertionError that torchvision.ops
+    raises for the same input, so code written against torchvision catches it unchanged.
+    """
 
 
 def check_tensor(name: str, t, op: str) -> None:
@@ -35,14 +43,17 @@ def pair(v, name: str = "output_size", op: str = "roi_align") -> Tuple[int, int]
     else:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
     if out[0] <= 0 or out[1] <= 0:
-        raise ValueError(f"{op}: {name} must be positive, got {out}")
+        raise OpInputError(f"{op}: {name} must be positive, got {out}")
     return out
 
 
-def convert_boxes_to_roi_format(boxes: Sequence[Tensor]) -> Tensor:
-    """List of per-image [L_i, 4] boxes -> [K, 5] rois (batch index first)."""
-    concat = boxes[0] if len(boxes) == 1 else torch.cat(list(boxes), dim=0)
-    ids = [torch.full_like(b[:, :1], i) for i, b in enumerate(boxes)]
+def convert_boxes_to_roi_format(boxes: List[Tensor]) -> Tensor:
+    """List of per-image [L_i, 4] boxes -> [K, 5] rois (batch index first). Scriptable."""
+    boxes = list(boxes)
+    ids: List[Tensor] = []
+    for i, b in enumerate(boxes):
+        ids.append(torch.full_like(b[:, :1], i))
+    concat = boxes[0] if len(boxes) == 1 else torch.cat(boxes, dim=0)
     ids_t = ids[0] if len(ids) == 1 else torch.cat(ids, dim=0)
     return torch.cat([ids_t, concat], dim=1)
 
@@ -51,18 +62,18 @@ def check_rois(boxes: Union[Tensor, List[Tensor]], input: Tensor, op: str) -> Te
     """Validate `boxes` (Tensor[K, 5] or list of Tensor[L, 4]) and return [K, 5] rois."""
     if isinstance(boxes, (list, tuple)):
         if len(boxes) == 0:
-            raise ValueError(f"{op}: boxes is an empty list; pass one Tensor[L, 4] per image")
+            raise OpInputError(f"{op}: boxes is an empty list; pass one Tensor[L, 4] per image")
         for i, b in enumerate(boxes):
             check_tensor(f"boxes[{i}]", b, op)
             if b.dim() != 2 or b.size(1) != 4:
-                raise ValueError(
+                raise OpInputError(
                     f"{op}: boxes[{i}] must have shape [L, 4] (List[Tensor[L, 4]]), got {tuple(b.shape)}"
                 )
             check_same_device(op, input=input, **{f"boxes[{i}]": b})
         rois = convert_boxes_to_roi_format(boxes)
     elif isinstance(boxes, Tensor):
         if boxes.dim() != 2 or boxes.size(1) != 5:
-            raise ValueError(
+            raise OpInputError(
                 f"{op}: boxes tensor must have shape [K, 5] (batch_index, x1, y1, x2, y2), got {tuple(boxes.shape)}"
             )
         check_same_device(op, input=input, boxes=boxes)
@@ -76,10 +87,27 @@ def check_rois(boxes: Union[Tensor, List[Tensor]], input: Tensor, op: str) -> Te
 def check_feature(input, op: str) -> None:
     check_tensor("input", input, op)
     if input.dim() != 4:
-        raise ValueError(f"{op}: input must be a 4d tensor [N, C, H, W], got shape {tuple(input.shape)}")
+        raise OpInputError(f"{op}: input must be a 4d tensor [N, C, H, W], got shape {tuple(input.shape)}")
     check_float("input", input, op)
 
 
 def check_dtypes_match(input: Tensor, rois: Tensor, op: str) -> None:
     if input.dtype != rois.dtype and not torch.is_autocast_enabled(input.device.type):
         raise TypeError(f"{op}: input ({input.dtype}) and boxes ({rois.dtype}) must have the same dtype")
+
+
+def script_pair(output_size: List[int]) -> Tuple[int, int]:
+    """(h, w) from a TorchScript BroadcastingList2[int] (an int arrives as [n, n])."""
+    torch._assert(len(output_size) == 2, "output_size must be an int or a pair of ints")
+    torch._assert(output_size[0] > 0 and output_size[1] > 0, "output_size must be positive")
+    return output_size[0], output_size[1]
+
+
+def script_rois(boxes: Union[Tensor, List[Tensor]]) -> Tensor:
+    """Scriptable twin of check_rois: [K, 5] rois from a tensor or a list of [L, 4] boxes."""
+    if isinstance(boxes, Tensor):
+        torch._assert(boxes.dim() == 2 and boxes.size(1) == 5, "boxes tensor must have shape [K, 5]")
+        return boxes
+    for b in boxes:
+        torch._assert(b.dim() == 2 and b.size(1) == 4, "boxes must be a list of Tensor[L, 4]")
+    return convert_boxes_to_roi_format(boxes)

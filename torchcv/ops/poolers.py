@@ -1,10 +1,15 @@
-"""MultiScaleRoIAlign: FPN RoI pooling with torchvision's level mapping."""
+"""MultiScaleRoIAlign: FPN RoI pooling with torchvision's level mapping.
+
+The whole pooling is one module-level function, so ``torch.fx.symbolic_trace`` keeps it as a single
+call (``torch.fx.wrap``; torchvision gets the same by declaring its ops modules leaves) and
+``torch.jit.script`` compiles it.
+"""
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn, Tensor
 
-from ._utils import convert_boxes_to_roi_format, pair
+from ._utils import convert_boxes_to_roi_format
 from .boxes import box_area
 from .roi_align import roi_align
 
@@ -31,24 +36,58 @@ class LevelMapper:
 
 def _infer_scale(feature: Tensor, original_size: List[int]) -> float:
     # power-of-two scale closest to feature_size / image_size (taken from the height)
-    scales = []
+    scales: List[float] = []
     for s1, s2 in zip(feature.shape[-2:], original_size):
         approx = float(s1) / float(s2)
-        scales.append(2 ** float(torch.tensor(approx).log2().round()))
+        scales.append(2 ** float(torch.tensor(approx).log2().round().item()))
     return scales[0]
 
 
 def _setup_scales(
     features: List[Tensor], image_shapes: List[Tuple[int, int]], canonical_scale: int, canonical_level: int
 ) -> Tuple[List[float], LevelMapper]:
-    if not image_shapes:
-        raise ValueError("MultiScaleRoIAlign: image_shapes must not be empty")
-    max_x = max(int(s[0]) for s in image_shapes)
-    max_y = max(int(s[1]) for s in image_shapes)
+    torch._assert(len(image_shapes) > 0, "MultiScaleRoIAlign: image_shapes must not be empty")
+    max_x = 0
+    max_y = 0
+    for s in image_shapes:
+        max_x = max(int(s[0]), max_x)
+        max_y = max(int(s[1]), max_y)
     scales = [_infer_scale(f, [max_x, max_y]) for f in features]
     lvl_min = -torch.log2(torch.tensor(scales[0], dtype=torch.float32)).item()
     lvl_max = -torch.log2(torch.tensor(scales[-1], dtype=torch.float32)).item()
     return scales, LevelMapper(int(lvl_min), int(lvl_max), canonical_scale, canonical_level)
+
+
+def _multiscale_roi_align(x: Dict[str, Tensor], boxes: List[Tensor], image_shapes: List[Tuple[int, int]],
+                          featmap_names: List[str], output_size: List[int], sampling_ratio: int,
+                          canonical_scale: int, canonical_level: int) -> Tensor:
+    if not torch.jit.is_scripting():
+        if not isinstance(boxes, (list, tuple)):
+            raise TypeError("MultiScaleRoIAlign: boxes must be a list of Tensor[L_i, 4], one per image")
+    feats: List[Tensor] = []
+    for k, v in x.items():
+        if k in featmap_names:
+            feats.append(v)
+    if len(feats) == 0:
+        raise ValueError("MultiScaleRoIAlign: none of featmap_names found in the feature dict")
+    scales, mapper = _setup_scales(feats, image_shapes, canonical_scale, canonical_level)
+    ph, pw = output_size[0], output_size[1]
+    rois = convert_boxes_to_roi_format(boxes)
+    if len(feats) == 1:
+        return roi_align(feats[0], rois, [ph, pw], spatial_scale=scales[0], sampling_ratio=sampling_ratio)
+
+    levels = mapper(boxes)
+    num_rois = rois.size(0)
+    c = feats[0].shape[1]
+    result = torch.zeros((num_rois, c, ph, pw), dtype=feats[0].dtype, device=feats[0].device)
+    for level, feat in enumerate(feats):
+        idx = torch.where(levels == level)[0]
+        pooled = roi_align(feat, rois[idx], [ph, pw], spatial_scale=scales[level], sampling_ratio=sampling_ratio)
+        result[idx] = pooled.to(result.dtype)
+    return result
+
+
+torch.fx.wrap("_multiscale_roi_align")
 
 
 class MultiScaleRoIAlign(nn.Module):
@@ -80,31 +119,11 @@ class MultiScaleRoIAlign(nn.Module):
         self.output_size = tuple(output_size)
         self.canonical_scale = canonical_scale
         self.canonical_level = canonical_level
-        self.scales: Optional[List[float]] = None
-        self.map_levels: Optional[LevelMapper] = None
 
     def forward(self, x: Dict[str, Tensor], boxes: List[Tensor], image_shapes: List[Tuple[int, int]]) -> Tensor:
-        feats = [v for k, v in x.items() if k in self.featmap_names]
-        if not feats:
-            raise ValueError(f"MultiScaleRoIAlign: none of {self.featmap_names} found in the feature dict {list(x)}")
-        if not isinstance(boxes, (list, tuple)):
-            raise TypeError("MultiScaleRoIAlign: boxes must be a list of Tensor[L_i, 4], one per image")
-        self.scales, self.map_levels = _setup_scales(feats, image_shapes, self.canonical_scale, self.canonical_level)
-        ph, pw = pair(self.output_size, op="MultiScaleRoIAlign")
-        rois = convert_boxes_to_roi_format(boxes)
-        if len(feats) == 1:
-            return roi_align(feats[0], rois, (ph, pw), spatial_scale=self.scales[0], sampling_ratio=self.sampling_ratio)
-
-        levels = self.map_levels(boxes)
-        num_rois = rois.size(0)
-        c = feats[0].shape[1]
-        dtype, device = feats[0].dtype, feats[0].device
-        result = torch.zeros((num_rois, c, ph, pw), dtype=dtype, device=device)
-        for level, (feat, scale) in enumerate(zip(feats, self.scales)):
-            idx = torch.where(levels == level)[0]
-            pooled = roi_align(feat, rois[idx], (ph, pw), spatial_scale=scale, sampling_ratio=self.sampling_ratio)
-            result[idx] = pooled.to(result.dtype)
-        return result
+        return _multiscale_roi_align(x, boxes, image_shapes, self.featmap_names,
+                                     [self.output_size[0], self.output_size[1]], self.sampling_ratio,
+                                     self.canonical_scale, self.canonical_level)
 
     def __repr__(self) -> str:
         return (

@@ -1,7 +1,16 @@
 """Loading checkpoints and weights safely (``torch.load(weights_only=True)``: tensors and plain data,
-never code) and matching them to a model by name and shape."""
+never code) and matching them to a model by name and shape.
+
+Wherever a weights path is accepted, a torchvision weight name is too:
+``torchvision://ResNet50_Weights.IMAGENET1K_V2`` (or ``...DEFAULT``). It resolves through
+torchvision's weights API to the file in the torch hub cache (``$TORCH_HOME/hub/checkpoints``,
+the file torchvision itself would download); a cached file loads offline, a missing one is
+downloaded once unless ``TORCHCV_OFFLINE=1``, and a failed download names the URL, the file and the
+folder to put it in.
+"""
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import pickle
@@ -14,8 +23,67 @@ from .errors import CheckpointError
 
 logger = logging.getLogger("torchcv")
 
+TORCHVISION_SCHEME = "torchvision://"
+
+
+def _weight_names() -> List[str]:
+    """Every ``<Enum>.<member>`` torchvision knows (DEFAULT included)."""
+    import torchvision
+
+    names = []
+    for model in torchvision.models.list_models():
+        enum = torchvision.models.get_model_weights(model)
+        names += [f"{enum.__name__}.{m}" for m in enum.__members__]
+    return sorted(set(names))
+
+
+def torchvision_weights(name: str):
+    """The torchvision ``WeightsEnum`` member called ``name`` ("ResNet50_Weights.IMAGENET1K_V2")."""
+    import torchvision
+
+    if "." in name:
+        try:
+            return torchvision.models.get_weight(name)
+        except (KeyError, ValueError, AttributeError):
+            pass
+    close = difflib.get_close_matches(name, _weight_names(), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise CheckpointError(f"{TORCHVISION_SCHEME}{name}: torchvision has no weights of that name.{hint} Names look like "
+                          f"ResNet50_Weights.IMAGENET1K_V2 or ResNet50_Weights.DEFAULT (torchvision.models.list_models(), "
+                          f"torchvision.models.get_model_weights(name)).")
+
+
+def hub_checkpoint_dir() -> str:
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def resolve_weights(spec: str) -> str:
+    """A local path for ``spec``: a path stays as it is; a torchvision weight name becomes its cached
+    file in the torch hub cache (downloaded once when it is missing and downloads are allowed)."""
+    if not isinstance(spec, str) or not spec.startswith(TORCHVISION_SCHEME):
+        return spec
+    name = spec[len(TORCHVISION_SCHEME):]
+    weights = torchvision_weights(name)
+    url = weights.url
+    folder = hub_checkpoint_dir()
+    path = os.path.join(folder, os.path.basename(url))
+    if os.path.isfile(path):
+        return path
+    where = (f"put the file {os.path.basename(url)} (from {url}) into {folder} (the torch hub cache; TORCH_HOME "
+             f"moves it)")
+    if os.environ.get("TORCHCV_OFFLINE", "0") == "1":
+        raise CheckpointError(f"{spec} is not in the torch hub cache and TORCHCV_OFFLINE=1: {where}")
+    os.makedirs(folder, exist_ok=True)
+    logger.info("downloading %s (%s) to %s", spec, url, path)
+    try:
+        torch.hub.download_url_to_file(url, path, progress=False)
+    except Exception as e:  # no network, proxy, disk: all end in the same instruction
+        raise CheckpointError(f"{spec}: cannot download {url} ({type(e).__name__}: {str(e)[:120]}); {where}") from None
+    return path
+
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
+    path = resolve_weights(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -66,6 +134,9 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = False,
     Returns ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}``. Raises when nothing at
     all matches: that is a checkpoint from another model.
     """
+    path = resolve_weights(path)
+    if hasattr(unwrap(model), "load_torchcv_weights"):  # a model with its own file layout (int8 models)
+        return unwrap(model).load_torchcv_weights(path)
     sd = extract_state_dict(load_checkpoint(path))
     if key_map:
         sd = remap_keys(sd, key_map)

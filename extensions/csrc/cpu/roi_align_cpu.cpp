@@ -268,7 +268,7 @@ at::Tensor roi_align_forward_cpu(
   at::Tensor output = at::empty({K, C, pooled_height, pooled_width}, input.options(),
       cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   if (output.numel() == 0) {
-    return output.zero_();
+    return output.zero_().contiguous();
   }
   auto rois_c = rois.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
@@ -287,7 +287,9 @@ at::Tensor roi_align_forward_cpu(
               K, C, H, W, pooled_height, pooled_width);
         }
       });
-  return output;
+  // computed in the input's layout (vectorised over channels when channels-last), returned
+  // contiguous like torchvision, so callers may .view() it
+  return output.contiguous();
 }
 
 // g * w / count, evaluated exactly as the reference does.  When count is a

@@ -198,7 +198,7 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cpu(
   at::Tensor argmax =
       at::empty({K, C, pooled_height, pooled_width}, input.options().dtype(at::kInt), mf);
   if (output.numel() == 0) {
-    return std::make_tuple(output.zero_(), argmax.zero_());
+    return std::make_tuple(output.zero_().contiguous(), argmax.zero_().contiguous());
   }
   auto rois_c = rois.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
@@ -216,7 +216,8 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cpu(
               argmax.data_ptr<int>(), groups, scale, K, C, H, W, pooled_height, pooled_width);
         }
       });
-  return std::make_tuple(output, argmax);
+  // contiguous outputs like torchvision (the backward reads argmax through its strides)
+  return std::make_tuple(output.contiguous(), argmax.contiguous());
 }
 
 at::Tensor roi_pool_backward_cpu(

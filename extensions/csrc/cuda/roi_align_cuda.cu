@@ -278,7 +278,7 @@ at::Tensor roi_align_forward_cuda(
   at::Tensor output =
       at::empty({K, C, pooled_height, pooled_width}, input.options().memory_format(mf));
   if (output.numel() == 0) {
-    return output.zero_();
+    return output.zero_().contiguous();
   }
   auto in = input.contiguous(mf);
   auto r = rois.contiguous();
@@ -298,7 +298,7 @@ at::Tensor roi_align_forward_cuda(
         }
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
-  return output;
+  return output.contiguous();  // torchvision's layout whatever the input's
 }
 
 at::Tensor roi_align_backward_cuda(

@@ -185,7 +185,7 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cuda(
   at::Tensor argmax = at::empty(
       {K, C, pooled_height, pooled_width}, input.options().dtype(at::kInt).memory_format(mf));
   if (output.numel() == 0) {
-    return std::make_tuple(output.zero_(), argmax.zero_());
+    return std::make_tuple(output.zero_().contiguous(), argmax.zero_().contiguous());
   }
   auto in = input.contiguous(mf);
   auto r = rois.contiguous();
@@ -205,7 +205,7 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cuda(
         }
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
-  return std::make_tuple(output, argmax);
+  return std::make_tuple(output.contiguous(), argmax.contiguous());  // torchvision's layout
 }
 
 at::Tensor roi_pool_backward_cuda(

@@ -61,7 +61,29 @@ class DetInputTransform(nn.Module):
                                                 recompute_scale_factor=True)[:, 0].byte()
         return image, target
 
+    def _traced(self, images: List[Tensor]):
+        """Inference under tracing (export): the resize scale, the output size and the padding are
+        computed as graph values from the input's shape, with the same arithmetic as eager (float64
+        scale, floor of size x scale, pad to a multiple of size_divisible), so the exported model
+        follows its input size."""
+        out, sizes = [], []
+        stride = float(self.size_divisible)
+        for img in images:
+            mean = torch.as_tensor(self.image_mean, dtype=img.dtype, device=img.device)
+            std = torch.as_tensor(self.image_std, dtype=img.dtype, device=img.device)
+            img = (img - mean[:, None, None]) / std[:, None, None]
+            hw = torch._shape_as_tensor(img)[-2:].to(torch.float64)
+            scale = torch.min(float(self.min_size[-1]) / hw.min(), float(self.max_size) / hw.max())
+            new = torch.floor(hw * scale).to(torch.int64)
+            img = F.interpolate(img[None], size=(new[0], new[1]), mode="bilinear", align_corners=False)[0]
+            padded = (torch.ceil(new.to(torch.float64) / stride) * stride).to(torch.int64)
+            sizes.append((new[0], new[1]))
+            out.append(F.pad(img, (0, padded[1] - new[1], 0, padded[0] - new[0])))
+        return torch.stack(out), sizes, None
+
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
+        if torch.jit.is_tracing() and targets is None and len(images) == 1:
+            return self._traced(images)
         targets = [dict(t) for t in targets] if targets is not None else None
         out = []
         for i, img in enumerate(images):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ... import ops
@@ -131,7 +132,9 @@ class FasterRCNN(nn.Module):
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
         if self.training:
             check_targets(type(self).__name__, targets)
-        original = [tuple(int(s) for s in img.shape[-2:]) for img in images]
+        # traced sizes stay graph values, so an exported model follows its input size
+        original = [tuple(img.shape[-2:]) if torch.jit.is_tracing() else tuple(int(s) for s in img.shape[-2:])
+                    for img in images]
         batch, sizes, targets = self.transform(images, targets)
         features = self.backbone(batch)
         proposals, rpn_losses = self.rpn(tuple(batch.shape[-2:]), sizes, features, targets)

@@ -107,8 +107,21 @@ class BalancedSampler:
         return pos_masks, neg_masks
 
 
+def split_per_image(x: Tensor, counts: List[int]) -> List[Tensor]:
+    """``x.split(counts)``; a single image keeps ``x`` whole, so a traced (exported) model does not
+    freeze that image's count into the graph."""
+    if len(counts) == 1:
+        return [x]
+    return list(x.split(counts, 0))
+
+
 def clip_boxes(boxes: Tensor, size: Tuple[int, int]) -> Tensor:
     h, w = size
+    if torch.jit.is_tracing():  # the size is a traced value: keep it in the graph, not a constant
+        zero = torch.zeros((), dtype=boxes.dtype, device=boxes.device)
+        x = torch.min(torch.max(boxes[..., 0::2], zero), torch.as_tensor(w).to(boxes))
+        y = torch.min(torch.max(boxes[..., 1::2], zero), torch.as_tensor(h).to(boxes))
+        return torch.stack((x, y), dim=boxes.dim()).reshape(boxes.shape)
     x = boxes[..., 0::2].clamp(min=0, max=w)
     y = boxes[..., 1::2].clamp(min=0, max=h)
     return torch.stack((x, y), dim=boxes.dim()).reshape(boxes.shape)

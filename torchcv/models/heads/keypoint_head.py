@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ... import ops
 from ...registry import HEADS
+from .det_utils import split_per_image
 from .roi_heads import RoIBranch
 
 
@@ -86,6 +87,9 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
     widths = (rois[:, 2] - rois[:, 0]).clamp(min=1)
     heights = (rois[:, 3] - rois[:, 1]).clamp(min=1)
     widths_ceil, heights_ceil = widths.ceil(), heights.ceil()
+    if torch.jit.is_tracing():  # export: the per-box sizes must stay graph values (an ONNX Loop)
+        xy, scores = _heatmaps_to_keypoints_loop(maps, rois, widths, heights, widths_ceil, heights_ceil)
+        return xy.permute(0, 2, 1), scores
     num = maps.shape[1]
     xy = torch.zeros((len(rois), 3, num), dtype=torch.float32, device=maps.device)
     scores = torch.zeros((len(rois), num), dtype=torch.float32, device=maps.device)
@@ -100,6 +104,30 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
         xy[i, 2] = 1
         scores[i] = roi_map[torch.arange(num, device=roi_map.device), y_int, x_int]
     return xy.permute(0, 2, 1), scores
+
+
+@torch.jit._script_if_tracing
+def _heatmaps_to_keypoints_loop(maps: Tensor, rois: Tensor, widths: Tensor, heights: Tensor, widths_ceil: Tensor,
+                                heights_ceil: Tensor) -> Tuple[Tensor, Tensor]:
+    """heatmaps_to_keypoints' per-box loop, scripted when traced (same arithmetic)."""
+    num = maps.size(1)
+    xy = torch.zeros((0, 3, num), dtype=torch.float32, device=maps.device)
+    scores = torch.zeros((0, num), dtype=torch.float32, device=maps.device)
+    for i in range(rois.size(0)):
+        rw = widths_ceil[i].to(torch.int64)  # int64 tensors: ONNX keeps integer arithmetic integer
+        rh = heights_ceil[i].to(torch.int64)
+        roi_map = F.interpolate(maps[i][:, None], size=[int(rh), int(rw)], mode="bicubic", align_corners=False)[:, 0]
+        pos = roi_map.reshape(num, -1).argmax(dim=1)
+        x_int = pos % rw
+        y_int = torch.div(pos - x_int, rw, rounding_mode="floor")
+        # widths_ceil[i] is rw as a float: the same quotient, with types ONNX accepts
+        x = (x_int.float() + 0.5) * (widths[i] / widths_ceil[i]) + rois[i, 0]
+        y = (y_int.float() + 0.5) * (heights[i] / heights_ceil[i]) + rois[i, 1]
+        xy_i = torch.stack([x, y, torch.ones_like(x)], 0)
+        xy = torch.cat([xy, xy_i[None]], 0)
+        # the argmax element itself (= roi_map[k, y_int, x_int]; a gather exports, advanced indexing does not)
+        scores = torch.cat([scores, roi_map.reshape(num, -1).gather(1, pos[:, None])[:, 0][None]], 0)
+    return xy, scores
 
 
 @HEADS.register()
@@ -147,5 +175,5 @@ class KeypointBranch(RoIBranch):
     def predict(self, features, results, image_sizes) -> None:
         boxes = [r["boxes"] for r in results]
         logits = self._logits(features, boxes, image_sizes)
-        for r, maps, b in zip(results, logits.split([len(x) for x in boxes], dim=0), boxes):
+        for r, maps, b in zip(results, split_per_image(logits, [len(x) for x in boxes]), boxes):
             r["keypoints"], r["keypoints_scores"] = heatmaps_to_keypoints(maps, b)

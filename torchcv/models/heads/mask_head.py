@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ... import ops
 from ...registry import HEADS
 from ..losses.det_losses import maskrcnn_loss
+from .det_utils import split_per_image
 from .roi_heads import RoIBranch
 
 
@@ -62,6 +63,8 @@ def paste_masks(masks: Tensor, boxes: Tensor, image_size: Tuple[int, int], paddi
     The mask is padded by one pixel first (and the box grown to match) so the bilinear resize
     fades out at the box border instead of stopping abruptly. Returns (N, 1, H, W).
     """
+    if torch.jit.is_tracing():
+        return paste_masks_traceable(masks, boxes, image_size, padding)
     h_img, w_img = image_size
     if masks.shape[0] == 0:
         return masks.new_empty((0, 1, h_img, w_img))
@@ -80,6 +83,37 @@ def paste_masks(masks: Tensor, boxes: Tensor, image_size: Tuple[int, int], paddi
         if x1 > x0 and y1 > y0:
             out[i, 0, y0:y1, x0:x1] = resized[y0 - y0b:y1 - y0b, x0 - x0b:x1 - x0b]
     return out
+
+
+def _resize_weights(start: Tensor, end: Tensor, size: int, src_size: int) -> Tensor:
+    """[N, size, src_size] bilinear weights (align_corners=False, as F.interpolate) that resize a
+    src_size axis onto the pixels start..end (inclusive) of a size-long canvas; zero elsewhere."""
+    pos = torch.arange(size, device=start.device)[None, :]
+    length = (end - start + 1).clamp(min=1)[:, None].to(torch.float32)
+    j = (pos - start[:, None]).to(torch.float32)
+    src = ((j + 0.5) * (float(src_size) / length) - 0.5).clamp(min=0)
+    lo = src.floor().clamp(max=src_size - 1)
+    frac = src - lo
+    hi = (lo + 1).clamp(max=src_size - 1)
+    grid = torch.arange(src_size, device=start.device, dtype=torch.float32)[None, None, :]
+    w = (grid == lo[..., None]).to(torch.float32) * (1 - frac)[..., None] + \
+        (grid == hi[..., None]).to(torch.float32) * frac[..., None]
+    inside = ((pos >= start[:, None]) & (pos <= end[:, None])).to(torch.float32)
+    return w * inside[..., None]
+
+
+def paste_masks_traceable(masks: Tensor, boxes: Tensor, image_size: Tuple[int, int], padding: int = 1) -> Tensor:
+    """paste_masks without per-box Python values, for tracing (ONNX / TorchScript export): the
+    bilinear resize is separable, so each canvas is Wy @ mask @ Wx^T. Same values as paste_masks
+    up to float rounding (about 1e-6)."""
+    h_img, w_img = image_size  # traced values under tracing: the canvas follows the input size
+    m = masks.shape[-1]
+    scale = float(m + 2 * padding) / m
+    padded = F.pad(masks, (padding,) * 4)[:, 0]                      # [N, M', M']
+    box = _expand(boxes, scale).to(dtype=torch.int64)
+    wy = _resize_weights(box[:, 1], box[:, 3], h_img, m + 2 * padding)  # [N, H, M']
+    wx = _resize_weights(box[:, 0], box[:, 2], w_img, m + 2 * padding)  # [N, W, M']
+    return torch.bmm(torch.bmm(wy, padded), wx.transpose(1, 2))[:, None]
 
 
 @HEADS.register()
@@ -115,5 +149,5 @@ class MaskBranch(RoIBranch):
         counts = [r["labels"].shape[0] for r in results]
         labels = torch.cat([r["labels"] for r in results])
         probs = probs[torch.arange(probs.shape[0], device=labels.device), labels][:, None]
-        for r, m in zip(results, probs.split(counts, dim=0)):
+        for r, m in zip(results, split_per_image(probs, counts)):
             r["masks"] = m

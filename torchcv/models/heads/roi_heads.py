@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ... import ops
 from ..losses.det_losses import fastrcnn_loss
-from .det_utils import BalancedSampler, BoxCoder, Matcher, clip_boxes, keep_large
+from .det_utils import BalancedSampler, BoxCoder, Matcher, clip_boxes, keep_large, split_per_image
 
 
 class RoIBranch:
@@ -117,8 +117,8 @@ class RoIHeads(nn.Module):
                      image_sizes: List[Tuple[int, int]]):
         num_classes = logits.shape[-1]
         counts = [p.shape[0] for p in proposals]
-        boxes_all = self.box_coder.decode(deltas, torch.cat(proposals)).split(counts, 0)
-        scores_all = F.softmax(logits, -1).split(counts, 0)
+        boxes_all = split_per_image(self.box_coder.decode(deltas, torch.cat(proposals)), counts)
+        scores_all = split_per_image(F.softmax(logits, -1), counts)
         results = []
         for boxes, scores, size in zip(boxes_all, scores_all, image_sizes):
             boxes = clip_boxes(boxes, size)

@@ -78,7 +78,10 @@ class RegionProposalNetwork(nn.Module):
         # top-k per level before NMS, so the large low levels don't crowd out the others
         idx, offset = [], 0
         for ob in objectness.split(per_level, 1):
-            k = min(self.pre_nms[self.training], ob.shape[1])
+            if torch.jit.is_tracing():  # the level's anchor count depends on the traced input size
+                k = torch.min(torch.tensor(self.pre_nms[self.training]), torch._shape_as_tensor(ob)[1])
+            else:
+                k = min(self.pre_nms[self.training], ob.shape[1])
             idx.append(ob.topk(k, dim=1)[1] + offset)
             offset += ob.shape[1]
         idx = torch.cat(idx, 1)
