@@ -133,6 +133,7 @@ def test_builders_and_configs():
         assert named(torch.randn(1, 3, 64, 64)).shape == (1, 4, 64, 64)
     city = load_config("configs/seg/cityscapes/ann_resnet101_cityscapes.yaml")
     assert city["model"]["backbone"]["arch"] == "resnet101"
+    assert city["model"]["backbone"]["pretrained"] == "torchvision://ResNet101_Weights.IMAGENET1K_V1"
     assert city["model"]["backbone"]["arch_kwargs"]["replace_stride_with_dilation"] == [False, True, True]
     assert city["model"]["decode_head"]["num_classes"] == 19 and city["model"]["aux_weight"] == 0.4
     assert city["train"]["max_iters"] == 60000 and city["optimizer"]["weight_decay"] == 0.0005
