@@ -74,7 +74,8 @@ class DenseDetector(nn.Module):
         return self.anchor_generator(batch_shape, feats, 1)[0]
 
     def compute_loss(self, targets: List[Dict[str, Tensor]], outputs: Dict[str, Tensor], anchors: Tensor,
-                     num_per_level: List[int]) -> Dict[str, Tensor]:
+                     num_per_level: List[int], grid_sizes: List[Tuple[int, int]]) -> Dict[str, Tensor]:
+        """The named losses; ``targets`` are in the transformed batch's pixels."""
         raise NotImplementedError
 
     def level_scores(self, outputs: Dict[str, Tensor]) -> Tensor:
@@ -125,6 +126,7 @@ class DenseDetector(nn.Module):
         anchors = self.make_anchors(tuple(batch.shape[-2:]), feats)
         num_per_level = self.num_per_level(feats)
         if self.training:
-            return self.compute_loss(targets, outputs, anchors, num_per_level)
+            grid_sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in feats]
+            return self.compute_loss(targets, outputs, anchors, num_per_level, grid_sizes)
         results = self.postprocess(outputs, anchors, num_per_level, sizes)
         return self.transform.postprocess(results, sizes, original)

@@ -107,7 +107,7 @@ class RetinaNet(DenseDetector):
         self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
         self.box_loss = box_loss
 
-    def compute_loss(self, targets, outputs, anchors, num_per_level):
+    def compute_loss(self, targets, outputs, anchors, num_per_level, grid_sizes):
         matched = match_anchors(self.matcher, anchors, targets)
         return retinanet_loss(outputs["cls_logits"], outputs["bbox_regression"], anchors, matched, targets,
                               self.box_coder, self.box_loss)
@@ -187,7 +187,7 @@ class FCOS(DenseDetector):
             out.append(idx)
         return out
 
-    def compute_loss(self, targets, outputs, anchors, num_per_level):
+    def compute_loss(self, targets, outputs, anchors, num_per_level, grid_sizes):
         matched = self.match(anchors, targets, num_per_level)
         return fcos_loss(outputs["cls_logits"], outputs["bbox_regression"], outputs["bbox_ctrness"], anchors,
                          matched, targets, self.box_coder)

@@ -86,7 +86,7 @@ class SSD(DenseDetector):
     def make_anchors(self, batch_shape: Tuple[int, int], feats: List[Tensor]) -> Tensor:
         return self.anchor_generator(batch_shape, feats)
 
-    def compute_loss(self, targets, outputs, anchors, num_per_level):
+    def compute_loss(self, targets, outputs, anchors, num_per_level, grid_sizes):
         matched = match_anchors(self.matcher, anchors, targets)
         return ssd_loss(outputs["cls_logits"], outputs["bbox_regression"], anchors, matched, targets, self.box_coder,
                         self.neg_to_pos_ratio)

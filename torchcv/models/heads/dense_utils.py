@@ -157,8 +157,9 @@ def finish_detections(boxes: Tensor, scores: Tensor, labels: Tensor, nms_thresh:
     return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
 
 
-def clip_to_image(boxes: Tensor, size: Tuple[int, int]) -> Tensor:
-    h, w = size
+def clip_to_image(boxes: Tensor, size: Sequence[int]) -> Tensor:
+    """Clip xyxy boxes to (height, width) = ``size[0], size[1]``."""
+    h, w = size[0], size[1]
     x = boxes[..., 0::2].clamp(min=0, max=w)
     y = boxes[..., 1::2].clamp(min=0, max=h)
     return torch.stack((x, y), dim=boxes.dim()).reshape(boxes.shape)
