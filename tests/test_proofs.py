@@ -37,3 +37,10 @@ def test_maskrcnn_reaches_050_box_and_mask_ap(tmp_path):
         env={"WORK_ROOT": str(tmp_path)}, timeout=5400)
     wd = tmp_path / "det/shapes/maskrcnn_shufflenet_fpn/proof"
     assert last_val(wd, "bbox_AP") >= 0.5 and last_val(wd, "segm_AP") >= 0.5
+
+
+def test_keypointrcnn_reaches_040_keypoint_ap(tmp_path):
+    run(["bash", "scripts/pose/shapes/run_keypointrcnn_shufflenet_fpn_shapes.sh", "train", "proof"],
+        env={"WORK_ROOT": str(tmp_path)}, timeout=5400)
+    wd = tmp_path / "pose/shapes/keypointrcnn_shufflenet_fpn/proof"
+    assert last_val(wd, "keypoints_AP") >= 0.40 and last_val(wd, "keypoints_AP50") >= 0.70

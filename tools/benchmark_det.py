@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Our fasterrcnn_resnet50_fpn vs torchvision's: same weights, same inputs, same process.
+"""Our two-stage detectors vs torchvision's: same weights, same inputs, same process.
 
-    python tools/benchmark_det.py [--size 512] [--batch 2] [--repeats 5] [--warmup 1] [--device cpu]
+    python tools/benchmark_det.py [--model fasterrcnn_resnet50_fpn|maskrcnn_resnet50_fpn|keypointrcnn_resnet50_fpn]
+        [--size 512] [--batch 2] [--repeats 5] [--warmup 1] [--device cpu]
 
 Measures one training iteration (forward + backward + SGD step, batch ``--batch`` of
 ``--size`` x ``--size`` images, model min_size = max_size = size so no internal rescale) and
@@ -35,19 +36,23 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--num-classes", type=int, default=91)
+    ap.add_argument("--num-classes", type=int, default=None, help="default: 91 (2 for keypointrcnn)")
+    ap.add_argument("--model", default="fasterrcnn_resnet50_fpn",
+                    choices=["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn"])
     a = ap.parse_args(argv)
     from torchvision.models import detection as tvd
 
     from torchcv import ops
-    from torchcv.models.detectors.two_stage import fasterrcnn_resnet50_fpn
+    from torchcv.registry import MODELS
 
     dev = torch.device(a.device)
     torch.manual_seed(0)
     kw = dict(min_size=a.size, max_size=a.size)
-    tv = tvd.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=a.num_classes,
-                                     trainable_backbone_layers=3, **kw)
-    ours = fasterrcnn_resnet50_fpn(num_classes=a.num_classes, trainable_layers=3, norm="frozen_bn", **kw)
+    if a.num_classes is None:
+        a.num_classes = 2 if a.model.startswith("keypoint") else 91
+    tv = getattr(tvd, a.model)(weights=None, weights_backbone=None, num_classes=a.num_classes,
+                                trainable_backbone_layers=3, **kw)
+    ours = MODELS.get(a.model)(num_classes=a.num_classes, trainable_layers=3, norm="frozen_bn", **kw)
     # torchvision freezes BN only when pretrained; freeze it here too so both train the same thing
     from torchcv.models.backbones.features import _freeze_bn
     _freeze_bn(tv.backbone.body)
@@ -60,8 +65,18 @@ def main(argv=None):
     for _ in range(a.batch):
         xy = torch.rand(6, 2, generator=g) * a.size * 0.6
         wh = 20 + torch.rand(6, 2, generator=g) * a.size * 0.35
-        targets.append({"boxes": torch.cat([xy, xy + wh], 1).to(dev),
-                        "labels": torch.randint(1, a.num_classes, (6,), generator=g).to(dev)})
+        t = {"boxes": torch.cat([xy, xy + wh], 1).to(dev),
+             "labels": torch.randint(1, a.num_classes, (6,), generator=g).to(dev)}
+        if a.model.startswith("mask"):
+            masks = torch.zeros(6, a.size, a.size, dtype=torch.uint8)
+            for k, (x0, y0, x1, y1) in enumerate(t["boxes"].long().tolist()):
+                masks[k, y0:y1, x0:x1] = 1
+            t["masks"] = masks.to(dev)
+        if a.model.startswith("keypoint"):  # 17 keypoints inside each box, all visible
+            rel = torch.rand(6, 17, 2, generator=g)
+            kp = xy[:, None] + rel * wh[:, None]
+            t["keypoints"] = torch.cat([kp, torch.full((6, 17, 1), 2.0)], 2).to(dev)
+        targets.append(t)
 
     def sync():
         if dev.type == "cuda":
@@ -101,7 +116,7 @@ def main(argv=None):
                 peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _rss_mb() - before
                 mem[(name, phase)] = max(mem.get((name, phase), 0.0), peak)
     print(f"device {dev} ({torch.get_num_threads()} threads), ops backend {ops.backend()}, torch {torch.__version__}")
-    print(f"fasterrcnn_resnet50_fpn, batch {a.batch}, {a.size}x{a.size}, median of {a.repeats} (warm-up {a.warmup})")
+    print(f"{a.model}, batch {a.batch}, {a.size}x{a.size}, median of {a.repeats} (warm-up {a.warmup})")
     print(f"{'phase':<8}{'ours s':>10}{'tv s':>10}{'ratio':>8}{'ours MB':>10}{'tv MB':>10}")
     for phase in ("train", "infer"):
         o = statistics.median(times[("ours", phase)])

@@ -48,9 +48,26 @@ def to_display(image: Any, transforms: Any = None) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(np.uint8))
 
 
+def draw_keypoints(img: np.ndarray, keypoints: np.ndarray, skeleton: Optional[Sequence[Sequence[int]]],
+                   color, thick: int) -> None:
+    """One instance's keypoints (K, 3: x, y, visibility or 1) and the skeleton limbs between visible ones."""
+    vis = keypoints[:, 2] > 0
+    for a, b in skeleton or []:
+        if a < len(keypoints) and b < len(keypoints) and vis[a] and vis[b]:
+            pa = tuple(int(round(float(v))) for v in keypoints[a, :2])
+            pb = tuple(int(round(float(v))) for v in keypoints[b, :2])
+            cv2.line(img, pa, pb, color, thick, cv2.LINE_AA)
+    for k in np.nonzero(vis)[0]:
+        p = tuple(int(round(float(v))) for v in keypoints[k, :2])
+        cv2.circle(img, p, thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(img, p, thick, color, -1, cv2.LINE_AA)
+
+
 def draw_instances(image: np.ndarray, boxes: Any, labels: Any, class_names: Optional[Sequence[str]] = None,
-                   scores: Any = None, masks: Any = None, score_thr: float = 0.0) -> np.ndarray:
-    """Boxes, class names (with scores) and masks (probabilities or 0/1) over ``image``."""
+                   scores: Any = None, masks: Any = None, score_thr: float = 0.0, keypoints: Any = None,
+                   skeleton: Optional[Sequence[Sequence[int]]] = None) -> np.ndarray:
+    """Boxes, class names (with scores), masks (probabilities or 0/1) and keypoints with their
+    skeleton over ``image``."""
     img = np.ascontiguousarray(image).copy()
     boxes = _numpy(boxes).astype(np.float32).reshape(-1, 4)
     labels = _numpy(labels).reshape(-1)
@@ -59,6 +76,7 @@ def draw_instances(image: np.ndarray, boxes: Any, labels: Any, class_names: Opti
         masks = _numpy(masks)
         if masks.ndim == 4:
             masks = masks[:, 0]
+    keypoints = None if keypoints is None else _numpy(keypoints).astype(np.float32)
     thick = max(1, round(max(img.shape[:2]) / 400))
     for i, (b, lab) in enumerate(zip(boxes, labels)):
         if scores is not None and scores[i] < score_thr:
@@ -69,6 +87,8 @@ def draw_instances(image: np.ndarray, boxes: Any, labels: Any, class_names: Opti
             img[m] = (0.5 * img[m] + 0.5 * np.array(color)).astype(np.uint8)
         x0, y0, x1, y1 = (int(round(float(v))) for v in b)
         cv2.rectangle(img, (x0, y0), (x1, y1), color, thick)
+        if keypoints is not None and i < len(keypoints):
+            draw_keypoints(img, keypoints[i], skeleton, color, thick)
         name = class_names[int(lab)] if class_names and 0 <= int(lab) < len(class_names) else str(int(lab))
         text = name if scores is None else f"{name} {scores[i]:.2f}"
         cv2.putText(img, text, (x0, max(y0 - 3, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thick, color, thick, cv2.LINE_AA)

@@ -23,6 +23,8 @@ from .base import Evaluator
 
 logger = logging.getLogger("torchcv")
 STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+KEYPOINT_STAT_NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
+IOU_TYPES = ("bbox", "segm", "keypoints")
 
 
 def _quiet():
@@ -37,12 +39,25 @@ def encode_masks(masks: np.ndarray) -> List[dict]:
     return rles
 
 
+def _count_keypoints(gt) -> None:
+    """OKS evaluation reads ``num_keypoints`` of every ground-truth annotation (instances without
+    labelled keypoints are ignored); fill it in where a file leaves it out."""
+    for ann in gt.dataset["annotations"]:
+        if "num_keypoints" not in ann:
+            kp = ann.get("keypoints") or []
+            ann["num_keypoints"] = sum(1 for v in kp[2::3] if v > 0)
+
+
 @EVALUATORS.register()
 class CocoEvaluator(Evaluator):
     """Args:
-        iou_types: ``bbox`` and/or ``segm``; default: ``segm`` too when the dataset has masks.
+        iou_types: ``bbox``, ``segm``, ``keypoints``; default: ``bbox``, plus ``segm`` when the dataset
+            has masks and ``keypoints`` when it has keypoints.
         mask_threshold: probability above which a pasted mask pixel is foreground.
         classwise: compute the per-class AP table (``report()``).
+
+    Keypoints are scored by OKS (pycocotools) with the dataset's own sigmas (``keypoint_meta``;
+    pycocotools would otherwise use COCO's 17 whatever the skeleton).
     """
 
     def __init__(self, dataset, iou_types: Optional[Sequence[str]] = None, mask_threshold: float = 0.5,
@@ -51,7 +66,22 @@ class CocoEvaluator(Evaluator):
             raise ConfigError(f"CocoEvaluator needs a COCO-format dataset (with a .coco ground truth); "
                               f"{type(dataset).__name__} has none -- use VOCEvaluator or convert it to COCO")
         super().__init__(dataset)
-        self.iou_types = list(iou_types or (["bbox", "segm"] if getattr(dataset, "with_masks", False) else ["bbox"]))
+        default = ["bbox"] + (["segm"] if getattr(dataset, "with_masks", False) else []) + \
+            (["keypoints"] if getattr(dataset, "with_keypoints", False) else [])
+        self.iou_types = list(iou_types or default)
+        unknown = [t for t in self.iou_types if t not in IOU_TYPES]
+        if unknown:
+            raise ConfigError(f"CocoEvaluator.iou_types: {unknown} unknown; use {', '.join(IOU_TYPES)}")
+        self.sigmas = None
+        if "keypoints" in self.iou_types:
+            meta = getattr(dataset, "keypoint_meta", None)
+            if meta is None:
+                raise ConfigError("CocoEvaluator: iou_types has 'keypoints' but the dataset has no keypoints; set "
+                                  "with_keypoints: true on it")
+            if not meta.sigmas:
+                raise ConfigError(f"CocoEvaluator: OKS needs one sigma per keypoint ({meta.num_keypoints}: "
+                                  f"{', '.join(meta.names[:5])} ...); give the dataset's sigmas: [...]")
+            self.sigmas = np.asarray(meta.sigmas, dtype=np.float64)
         self.mask_threshold = mask_threshold
         self.classwise = classwise
         self.image_ids: List[int] = []
@@ -70,6 +100,17 @@ class CocoEvaluator(Evaluator):
             xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist()
             scores = out["scores"].detach().float().cpu().tolist()
             labels = out["labels"].detach().cpu().tolist()
+            kps = None
+            if "keypoints" in self.iou_types and "keypoints" in out:
+                kp = out["keypoints"].detach().float().cpu().clone()
+                if kp.shape[1] != len(self.sigmas):
+                    raise ConfigError(f"the model predicts {kp.shape[1]} keypoints but the dataset's OKS sigmas "
+                                      f"cover {len(self.sigmas)}; set the model's num_keypoints to "
+                                      f"{len(self.sigmas)}")
+                if (oh, ow) != (ih, iw):
+                    kp[..., 0] *= ow / iw
+                    kp[..., 1] *= oh / ih
+                kps = kp.flatten(1).tolist()
             rles = None
             if "segm" in self.iou_types and "masks" in out:
                 m = out["masks"].detach().float()
@@ -82,6 +123,8 @@ class CocoEvaluator(Evaluator):
                      "bbox": [round(v, 3) for v in xywh[k]], "score": round(float(scores[k]), 5)}
                 if rles is not None:
                     r["segmentation"] = rles[k]
+                if kps is not None:
+                    r["keypoints"] = [round(v, 2) for v in kps[k]]
                 self.results.append(r)
 
     def collect(self) -> None:
@@ -94,22 +137,28 @@ class CocoEvaluator(Evaluator):
         gt = self.dataset.coco
         metrics: Dict[str, float] = {}
         for iou_type in self.iou_types:
-            if iou_type == "segm" and results and "segmentation" not in results[0]:
-                continue
+            names = KEYPOINT_STAT_NAMES if iou_type == "keypoints" else STAT_NAMES
+            field = {"segm": "segmentation", "keypoints": "keypoints"}.get(iou_type)
+            if field and results and field not in results[0]:
+                continue  # the model does not predict masks / keypoints
             if not results:
-                metrics.update({f"{iou_type}_{n}": 0.0 for n in STAT_NAMES})
+                metrics.update({f"{iou_type}_{n}": 0.0 for n in names})
                 continue
             dets = [r for r in results] if iou_type == "segm" else [{k: v for k, v in r.items() if k != "segmentation"}
                                                                     for r in results]
+            if iou_type == "keypoints":
+                _count_keypoints(gt)
             with _quiet():
                 dt = gt.loadRes(copy.deepcopy(dets))
                 ev = COCOeval(gt, dt, iou_type)
                 ev.params.imgIds = image_ids
+                if iou_type == "keypoints":
+                    ev.params.kpt_oks_sigmas = self.sigmas
                 ev.evaluate()
                 ev.accumulate()
                 ev.summarize()
             # -1 (COCO convention) where a slice has no ground truth, e.g. APl without large objects
-            metrics.update({f"{iou_type}_{n}": float(v) for n, v in zip(STAT_NAMES, ev.stats)})
+            metrics.update({f"{iou_type}_{n}": float(v) for n, v in zip(names, ev.stats)})
             if self.classwise:
                 prec = ev.eval["precision"]  # [iou, recall, class, area, maxdets]
                 per = {}
@@ -134,7 +183,8 @@ class CocoEvaluator(Evaluator):
         os.makedirs(out_dir, exist_ok=True)
         paths = []
         for iou_type in self.iou_types:
-            if iou_type == "segm" and not any("segmentation" in r for r in self.results):
+            field = {"segm": "segmentation", "keypoints": "keypoints"}.get(iou_type)
+            if field and not any(field in r for r in self.results):
                 continue
             dets = self.results if iou_type == "segm" else [{k: v for k, v in r.items() if k != "segmentation"}
                                                             for r in self.results]

@@ -40,6 +40,15 @@ class DetectionTask(Task):
         if n_model is not None and n_data is not None and n_data > n_model:
             raise ConfigError(f"data.{split} has {n_data} classes (with background) but model.num_classes is "
                               f"{n_model}: set model.num_classes: {n_data}")
+        k_model = getattr(model, "num_keypoints", None)
+        meta = getattr(dataset, "keypoint_meta", None) if getattr(dataset, "with_keypoints", False) else None
+        if k_model is not None and meta is None and split == "train":
+            raise ConfigError(f"the model predicts keypoints but data.{split} has none: set with_keypoints: true on "
+                              f"the dataset (a COCO person-keypoint file)")
+        if k_model is not None and meta is not None and k_model != meta.num_keypoints:
+            raise ConfigError(f"data.{split} has {meta.num_keypoints} keypoints per instance "
+                              f"({', '.join(meta.names[:4])} ...) but the model predicts {k_model}: set "
+                              f"model.num_keypoints: {meta.num_keypoints}")
 
     def train_batch_sampler(self, dataset: Dataset, batch_size: int, seed: int):
         factor = self.data_cfg["sampler"]["aspect_ratio_group_factor"]
@@ -66,9 +75,20 @@ class DetectionTask(Task):
             if masks is not None and len(masks):
                 masks = F.interpolate(masks.detach().float().cpu(), size=(oh, ow), mode="bilinear",
                                       align_corners=False)
+        keypoints = output.get("keypoints")
+        if keypoints is not None and (oh, ow) != (ih, iw):
+            keypoints = keypoints.detach().float().cpu().clone()
+            keypoints[..., 0] *= ow / iw
+            keypoints[..., 1] *= oh / ih
         return draw_instances(to_display(image), boxes, output["labels"], self.class_names(dataset),
-                              scores=output["scores"], masks=masks, score_thr=score_thr)
+                              scores=output["scores"], masks=masks, score_thr=score_thr, keypoints=keypoints,
+                              skeleton=self._skeleton(dataset))
+
+    def _skeleton(self, dataset):
+        meta = getattr(dataset, "keypoint_meta", None)
+        return meta.skeleton if meta is not None else None
 
     def draw_sample(self, image: torch.Tensor, target: Any, dataset) -> np.ndarray:
         return draw_instances(self.display_image(image, dataset), target["boxes"], target["labels"],
-                              self.class_names(dataset), masks=target.get("masks"))
+                              self.class_names(dataset), masks=target.get("masks"), keypoints=target.get("keypoints"),
+                              skeleton=self._skeleton(dataset))

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...registry import DATASETS, ConfigError
 from ...utils.errors import DataError, MissingFileError
+from ..keypoints import KeypointMeta, bind_flip_pairs
 from .det_base import DetectionDataset, clean_boxes
 
 
@@ -92,12 +93,20 @@ class CocoDetection(DetectionDataset):
         skip_empty: leave out images with no (usable) annotations.
         contiguous_labels: labels 1..K in sorted category-id order (else the raw category ids,
             which is what torchvision's 91-class COCO models use).
+        with_keypoints: read ``keypoints`` (COCO person-keypoint files) into targets (N, K, 3).
+        min_keypoints_per_image: leave out images with fewer labelled keypoints in all (torchvision's
+            references use 10 for training); images without annotations follow ``skip_empty``.
+        keypoint_names / skeleton / flip_pairs / sigmas: keypoint metadata; default: the names and
+            skeleton of the file's category (skeleton 1-based there, 0-based here), left/right pairs
+            found by name, COCO's OKS sigmas when the names are COCO's 17.
     """
 
     def __init__(self, img_dir: str, ann_file: str, transforms: Optional[Sequence[Any]] = None,
                  with_masks: bool = True, skip_empty: bool = False, contiguous_labels: bool = True,
                  min_box_size: float = 1.0, unknown_category: str = "error", missing_images: str = "error",
-                 max_images: Optional[int] = None):
+                 max_images: Optional[int] = None, with_keypoints: bool = False, min_keypoints_per_image: int = 0,
+                 keypoint_names: Optional[Sequence[str]] = None, skeleton: Optional[Sequence[Sequence[int]]] = None,
+                 flip_pairs: Optional[Sequence[Sequence[int]]] = None, sigmas: Optional[Sequence[float]] = None):
         super().__init__(transforms, with_masks, min_box_size)
         for opt, val in (("unknown_category", unknown_category), ("missing_images", missing_images)):
             if val not in ("error", "skip"):
@@ -114,6 +123,12 @@ class CocoDetection(DetectionDataset):
             names = {c["id"]: c["name"] for c in cats}
             self.classes = ["__background__"] + [names.get(i, f"N/A_{i}") for i in range(1, max(cat_ids) + 1)]
         self.label_to_cat = {v: k for k, v in self.cat_to_label.items()}
+        self.with_keypoints = with_keypoints
+        if with_keypoints:
+            self.keypoint_meta = _keypoint_meta(ann_file, cats, keypoint_names, skeleton, flip_pairs, sigmas)
+            bind_flip_pairs(self.transforms, self.keypoint_meta)
+        elif any(x is not None for x in (keypoint_names, skeleton, flip_pairs, sigmas)) or min_keypoints_per_image:
+            raise ConfigError("CocoDetection: keypoint options given without with_keypoints: true")
         missing = []
         unknown = 0
         for img in sorted(self.coco.dataset["images"], key=lambda d: d["id"]):
@@ -140,6 +155,10 @@ class CocoDetection(DetectionDataset):
             if not anns and skip_empty:
                 self.stats["skipped_empty_images"] += 1
                 continue
+            keypoints = _read_keypoints(ann_file, anns, self.keypoint_meta) if with_keypoints else None
+            if keypoints is not None and anns and int((keypoints[..., 2] > 0).sum()) < min_keypoints_per_image:
+                self.stats["skipped_few_keypoints"] = self.stats.get("skipped_few_keypoints", 0) + 1
+                continue
             segs = [a.get("segmentation") for a in anns]
             rec = {"path": path, "image_id": img["id"], "width": w, "height": h, "boxes": boxes[keep],
                    "labels": np.array([self.cat_to_label[a["category_id"]] for a in anns], np.int64),
@@ -149,6 +168,8 @@ class CocoDetection(DetectionDataset):
                     raise DataError(f"{ann_file}: image {img['id']} has an annotation without 'segmentation'; "
                                      f"set with_masks: false to train boxes only")
                 rec["masks"] = _MaskLoader(segs)
+            if keypoints is not None:
+                rec["keypoints"] = keypoints
             self.records.append(rec)
             if max_images and len(self.records) >= max_images:
                 break
@@ -159,6 +180,39 @@ class CocoDetection(DetectionDataset):
                                         f"{missing[0]}. Check img_dir or set missing_images: skip")
             self.stats["skipped_missing_images"] = len(missing)
         self.log_stats(f"CocoDetection({ann_file})")
+
+
+def _keypoint_meta(ann_file: str, cats: list, names, skeleton, flip_pairs, sigmas) -> KeypointMeta:
+    with_kp = [c for c in cats if c.get("keypoints")]
+    if names is None:
+        if not with_kp:
+            raise DataError(f"{ann_file}: no category lists 'keypoints' names: this is not a keypoint annotation "
+                            f"file. Use person_keypoints_*.json, give keypoint_names, or set with_keypoints: false")
+        names = with_kp[0]["keypoints"]
+        if skeleton is None and with_kp[0].get("skeleton"):
+            skeleton = [[a - 1, b - 1] for a, b in with_kp[0]["skeleton"]]  # COCO's skeleton is 1-based
+    return KeypointMeta.create(names, skeleton, flip_pairs, sigmas, where=f"CocoDetection({ann_file}) keypoints")
+
+
+def _read_keypoints(ann_file: str, anns: list, meta: KeypointMeta) -> np.ndarray:
+    """(N, K, 3) float32 from the annotations' flat [x1, y1, v1, ...] lists; visibility in {0, 1, 2}."""
+    k = meta.num_keypoints
+    out = np.zeros((len(anns), k, 3), np.float32)
+    for i, a in enumerate(anns):
+        kp = a.get("keypoints")
+        if kp is None:
+            continue  # an instance without labelled keypoints: all invisible
+        if not isinstance(kp, list) or len(kp) != 3 * k:
+            raise DataError(f"{ann_file}: annotation id {a.get('id')} has {len(kp) if isinstance(kp, list) else kp!r} "
+                            f"keypoint values; expected {3 * k} ({k} keypoints x (x, y, visibility))")
+        arr = np.asarray(kp, np.float32).reshape(k, 3)
+        bad = ~np.isin(arr[:, 2], (0, 1, 2))
+        if bad.any():
+            raise DataError(f"{ann_file}: annotation id {a.get('id')} has keypoint visibility "
+                            f"{arr[bad, 2][0]:g} (keypoint {meta.names[int(np.argmax(bad))]}); COCO visibility is "
+                            f"0 (not labelled), 1 (labelled, hidden) or 2 (visible)")
+        out[i] = arr
+    return out
 
 
 class _MaskLoader:

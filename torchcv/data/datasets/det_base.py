@@ -2,9 +2,12 @@
 v2 transforms (boxes and masks move with the image), drop what became degenerate.
 
 Item: ``(image, target, meta)`` -- image float (3, H, W) in [0, 1]; target ``boxes`` (N, 4) xyxy
-float, ``labels`` int64, ``masks`` (N, H, W) uint8 (when the dataset has masks), ``image_id``,
-``area``, ``iscrowd``; meta ``index``, ``path``, ``image_id``, ``orig_size`` (H, W of the file) and
-``input_size`` (H, W after the transforms).
+float, ``labels`` int64, ``masks`` (N, H, W) uint8 (when the dataset has masks), ``keypoints``
+(N, K, 3) float x, y, visibility (when it has keypoints), ``image_id``, ``area``, ``iscrowd``; meta
+``index``, ``path``, ``image_id``, ``orig_size`` (H, W of the file) and ``input_size`` (H, W after
+the transforms). Keypoints move with the image through the v2 transforms; one that ends outside
+the image becomes invisible (visibility 0), and a horizontal flip swaps left and right keypoints by
+the dataset's ``keypoint_meta`` (torchcv.data.keypoints).
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from ...utils.errors import DataError
 from ..image_io import read_image
+from ..keypoints import KeypointVisibility
 from ..transforms import compose
 
 logger = logging.getLogger("torchcv")
@@ -34,13 +39,17 @@ def clean_boxes(boxes: np.ndarray, width: int, height: int, min_size: float = 1.
 
 class DetectionDataset(Dataset):
     """Subclasses fill ``self.records``: dicts with ``path``, ``image_id``, ``width``, ``height`` and
-    ``boxes`` (N, 4 xyxy np.float32), ``labels`` (N,), ``iscrowd`` (N,), optional ``area`` and a
-    ``masks`` callable returning (N, H, W) uint8, and ``self.classes`` (names, index 0 = background)."""
+    ``boxes`` (N, 4 xyxy np.float32), ``labels`` (N,), ``iscrowd`` (N,), optional ``area``, a
+    ``masks`` callable returning (N, H, W) uint8 and ``keypoints`` (N, K, 3) float32, and
+    ``self.classes`` (names, index 0 = background); with keypoints also ``self.keypoint_meta``
+    (then call ``bind_flip_pairs(self.transforms, meta)``)."""
 
     def __init__(self, transforms: Optional[Sequence[Any]] = None, with_masks: bool = True,
                  min_box_size: float = 1.0):
         self.transforms = compose(transforms)
         self.with_masks = with_masks
+        self.with_keypoints = False
+        self.keypoint_meta = None
         self.min_box_size = min_box_size
         self.records: List[Dict[str, Any]] = []
         self.classes: List[str] = ["__background__"]
@@ -76,6 +85,10 @@ class DetectionDataset(Dataset):
         }
         if self.with_masks and "masks" in rec:
             target["masks"] = tv_tensors.Mask(torch.as_tensor(rec["masks"](h, w), dtype=torch.uint8).reshape(-1, h, w))
+        if self.with_keypoints and "keypoints" in rec:
+            kp = torch.as_tensor(rec["keypoints"], dtype=torch.float32).reshape(n, -1, 3)
+            target["keypoints"] = tv_tensors.KeyPoints(kp[..., :2], canvas_size=(h, w))
+            target["keypoint_visibility"] = kp[..., 2].as_subclass(KeypointVisibility)
         image, target = self.transforms(tv_tensors.Image(image), target)
         image = image.as_subclass(torch.Tensor)
         if image.dtype == torch.uint8:
@@ -84,6 +97,17 @@ class DetectionDataset(Dataset):
         keep = ((b[:, 2] - b[:, 0]) >= self.min_box_size) & ((b[:, 3] - b[:, 1]) >= self.min_box_size)
         out = {"boxes": b[keep], "labels": target["labels"][keep], "iscrowd": target["iscrowd"][keep],
                "image_id": torch.tensor(rec["image_id"])}
+        if "keypoints" in target:
+            xy = target["keypoints"].as_subclass(torch.Tensor).float()
+            if xy.shape[0] != b.shape[0]:
+                raise DataError(f"{rec['path']}: a transform dropped instances ({xy.shape[0]} keypoint sets for "
+                                f"{b.shape[0]} boxes); with keypoints use transforms that keep every instance "
+                                f"(flips, resizes, colour)")
+            ih, iw = image.shape[-2:]
+            inside = (xy[..., 0] >= 0) & (xy[..., 1] >= 0) & (xy[..., 0] <= iw) & (xy[..., 1] <= ih)
+            visibility = target["keypoint_visibility"].as_subclass(torch.Tensor)
+            vis = torch.where(inside, visibility, torch.zeros_like(visibility))
+            out["keypoints"] = torch.cat([xy, vis[..., None]], dim=-1)[keep]
         if "masks" in target:
             out["masks"] = target["masks"].as_subclass(torch.Tensor)[keep]
             out["area"] = out["masks"].flatten(1).sum(1).float()

@@ -23,6 +23,17 @@ def resize_boxes(boxes: Tensor, old: Sequence[int], new: Sequence[int]) -> Tenso
     return torch.stack((x0 * rw, y0 * rh, x1 * rw, y1 * rh), dim=1)
 
 
+def resize_keypoints(keypoints: Tensor, old: Sequence[int], new: Sequence[int]) -> Tensor:
+    rh = torch.tensor(new[0], dtype=torch.float32, device=keypoints.device) / torch.tensor(
+        old[0], dtype=torch.float32, device=keypoints.device)
+    rw = torch.tensor(new[1], dtype=torch.float32, device=keypoints.device) / torch.tensor(
+        old[1], dtype=torch.float32, device=keypoints.device)
+    out = keypoints.clone()
+    out[..., 0] *= rw
+    out[..., 1] *= rh
+    return out
+
+
 class DetInputTransform(nn.Module):
     def __init__(self, min_size: Sequence[int] | int, max_size: int, image_mean: Sequence[float],
                  image_std: Sequence[float], size_divisible: int = 32,
@@ -54,6 +65,8 @@ class DetInputTransform(nn.Module):
                               align_corners=False)[0]
         if target is not None:
             target["boxes"] = resize_boxes(target["boxes"], (h, w), image.shape[-2:])
+            if "keypoints" in target:
+                target["keypoints"] = resize_keypoints(target["keypoints"], (h, w), image.shape[-2:])
             if "masks" in target:
                 m = target["masks"]
                 target["masks"] = F.interpolate(m[:, None].float(), scale_factor=scale,
@@ -87,6 +100,8 @@ class DetInputTransform(nn.Module):
                     original: List[Tuple[int, int]]) -> List[Dict[str, Tensor]]:
         for r, s, o in zip(results, sizes, original):
             r["boxes"] = resize_boxes(r["boxes"], s, o)
+            if "keypoints" in r:
+                r["keypoints"] = resize_keypoints(r["keypoints"], s, o)
             if "masks" in r:
                 r["masks"] = paste_masks(r["masks"], r["boxes"], o)
         return results

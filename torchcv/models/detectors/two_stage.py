@@ -17,6 +17,7 @@ from ...registry import MODELS, ConfigError
 from ..backbones.features import FeatureBackbone, FrozenBatchNorm2d
 from ..heads.box_head import FastRCNNPredictor, TwoMLPHead
 from ..heads.det_utils import AnchorGenerator, check_options
+from ..heads.keypoint_head import KeypointBranch
 from ..heads.mask_head import MaskBranch
 from ..heads.roi_heads import RoIBranch, RoIHeads
 from ..heads.rpn import RegionProposalNetwork, RPNHead
@@ -31,6 +32,7 @@ ROI_DEFAULTS = dict(score_thresh=0.05, nms_thresh=0.5, detections_per_img=100, f
 BOX_HEAD_DEFAULTS = dict(representation_size=1024, output_size=7, sampling_ratio=2)
 MASK_HEAD_DEFAULTS = dict(layers=(256, 256, 256, 256), dilation=1, dim_reduced=256, output_size=14,
                           sampling_ratio=2)
+KEYPOINT_HEAD_DEFAULTS = dict(layers=(512,) * 8, output_size=14, sampling_ratio=2)
 
 
 def check_targets(name: str, targets: Optional[List[Dict[str, Tensor]]]) -> None:
@@ -61,6 +63,8 @@ class FasterRCNN(nn.Module):
         roi_branches: instance branches run on the detections, e.g. ``[{type: MaskBranch, ...},
             {type: KeypointBranch, num_keypoints: 17}]``.
         mask_head: (``MaskRCNN``) options of its mask branch (MASK_HEAD_DEFAULTS).
+        num_keypoints, keypoint_head: (``KeypointRCNN``) K and the options of its keypoint branch
+            (KEYPOINT_HEAD_DEFAULTS).
     """
 
     default_branches: Sequence[str] = ()
@@ -71,6 +75,7 @@ class FasterRCNN(nn.Module):
                  anchor_sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=(0.5, 1.0, 2.0),
                  rpn: Optional[dict] = None, roi_heads: Optional[dict] = None, box_head: Optional[dict] = None,
                  mask_head: Optional[dict] = None, roi_branches: Optional[List[RoIBranch]] = None,
+                 num_keypoints: Optional[int] = None, keypoint_head: Optional[dict] = None,
                  featmap_names: Optional[List[str]] = None, rpn_conv_depth: int = 1):
         super().__init__()
         name = type(self).__name__
@@ -98,7 +103,7 @@ class FasterRCNN(nn.Module):
         box_pool = ops.MultiScaleRoIAlign(featmap_names, b["output_size"], b["sampling_ratio"])
         head = TwoMLPHead(ch * b["output_size"] ** 2, b["representation_size"])
         predictor = FastRCNNPredictor(b["representation_size"], num_classes)
-        branches = self._default_branches(mask_head) + list(roi_branches or [])
+        branches = self._default_branches(mask_head, num_keypoints, keypoint_head) + list(roi_branches or [])
         for i, br in enumerate(branches):
             if not isinstance(br, RoIBranch):
                 raise ConfigError(f"{name}.roi_branches.{i}: {type(br).__name__} is not an RoI branch "
@@ -108,11 +113,20 @@ class FasterRCNN(nn.Module):
                                   **check_options(roi_heads, ROI_DEFAULTS, f"{name}.roi_heads"))
         self.num_classes = num_classes
 
-    def _default_branches(self, mask_head: Optional[dict]) -> List[RoIBranch]:
+    def _default_branches(self, mask_head: Optional[dict], num_keypoints: Optional[int],
+                          keypoint_head: Optional[dict]) -> List[RoIBranch]:
         if mask_head:
             raise ConfigError(f"{type(self).__name__}: mask_head options given to a model without masks (use "
                               f"MaskRCNN, or roi_branches: [{{type: MaskBranch, ...}}])")
+        if num_keypoints is not None or keypoint_head:
+            raise ConfigError(f"{type(self).__name__}: keypoint options given to a model without keypoints (use "
+                              f"KeypointRCNN, or roi_branches: [{{type: KeypointBranch, ...}}])")
         return []
+
+    @property
+    def num_keypoints(self) -> Optional[int]:
+        kp = [b for b in self.roi_heads.branches if b.name == "keypoint"]
+        return kp[0].num_keypoints if kp else None
 
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
         if self.training:
@@ -131,9 +145,18 @@ class FasterRCNN(nn.Module):
 class MaskRCNN(FasterRCNN):
     """Faster R-CNN with a mask branch (``mask_head`` holds its options)."""
 
-    def _default_branches(self, mask_head: Optional[dict]) -> List[RoIBranch]:
+    def _default_branches(self, mask_head, num_keypoints, keypoint_head) -> List[RoIBranch]:
         m = check_options(mask_head, MASK_HEAD_DEFAULTS, f"{type(self).__name__}.mask_head")
-        return [MaskBranch(**m)]
+        return [MaskBranch(**m)] + super()._default_branches(None, num_keypoints, keypoint_head)
+
+
+@MODELS.register()
+class KeypointRCNN(FasterRCNN):
+    """Faster R-CNN with a keypoint branch (``num_keypoints``, ``keypoint_head`` options)."""
+
+    def _default_branches(self, mask_head, num_keypoints, keypoint_head) -> List[RoIBranch]:
+        k = check_options(keypoint_head, KEYPOINT_HEAD_DEFAULTS, f"{type(self).__name__}.keypoint_head")
+        return super()._default_branches(mask_head, None, None) + [KeypointBranch(num_keypoints or 17, **k)]
 
 
 # ---- named variants with torchvision's settings --------------------------------------------------
@@ -152,6 +175,14 @@ def fasterrcnn_resnet50_fpn(num_classes: int = 91, arch: str = "resnet50", train
 def maskrcnn_resnet50_fpn(num_classes: int = 91, arch: str = "resnet50", trainable_layers: int = 5,
                           norm: str = "frozen_bn", **kwargs) -> MaskRCNN:
     return MaskRCNN(_resnet_backbone(arch, trainable_layers, norm), num_classes, **kwargs)
+
+
+@MODELS.register()
+def keypointrcnn_resnet50_fpn(num_classes: int = 2, num_keypoints: int = 17, arch: str = "resnet50",
+                              trainable_layers: int = 5, norm: str = "frozen_bn", **kwargs) -> KeypointRCNN:
+    kwargs.setdefault("min_size", (640, 672, 704, 736, 768, 800))
+    return KeypointRCNN(_resnet_backbone(arch, trainable_layers, norm), num_classes, num_keypoints=num_keypoints,
+                        **kwargs)
 
 
 def _mobilenet(num_classes: int, norm: str, trainable_layers: int, **kwargs) -> FasterRCNN:
