@@ -46,8 +46,13 @@ def build_pair(name: str, size: int, num_classes: int, ours_kw: dict):
     if name in ("retinanet", "fcos"):
         kw = dict(min_size=size, max_size=size)
         tv_build = tvd.retinanet_resnet50_fpn if name == "retinanet" else tvd.fcos_resnet50_fpn
-        tv = tv_build(weights=None, weights_backbone=None, num_classes=num_classes, trainable_backbone_layers=3, **kw)
-        _freeze_bn(tv.backbone.body)  # torchvision freezes BN only when pretrained: freeze it here too
+        tv = tv_build(weights=None, weights_backbone=None, num_classes=num_classes, **kw)
+        # torchvision freezes BN and conv1 + layer1 (trainable_backbone_layers=3) only when pretrained
+        # weights are given: do the same here, so both models train the same parameters
+        _freeze_bn(tv.backbone.body)
+        for pname, p in tv.backbone.body.named_parameters():
+            if not pname.startswith(("layer2", "layer3", "layer4")):
+                p.requires_grad_(False)
         ours_build = retinanet_resnet50_fpn if name == "retinanet" else fcos_resnet50_fpn
         ours = ours_build(num_classes=num_classes, trainable_layers=3, norm="frozen_bn", **kw, **ours_kw)
     elif name == "ssdlite":
@@ -56,6 +61,9 @@ def build_pair(name: str, size: int, num_classes: int, ours_kw: dict):
     else:
         raise SystemExit(f"unknown model {name}: use retinanet, ssdlite, fcos")
     ours.load_state_dict(tv.state_dict())
+    trainable = [{n for n, p in m.named_parameters() if p.requires_grad} for m in (tv, ours)]
+    if trainable[0] != trainable[1]:
+        raise SystemExit(f"{name}: the models train different parameters: {sorted(trainable[0] ^ trainable[1])[:5]}")
     return tv, ours
 
 
