@@ -218,3 +218,14 @@ def test_anchor_and_head_mismatch_is_a_config_error():
                                           r"\[4, 6, 6\]"):
         SSD(_light_backbone(), 5, size=(128, 128), aspect_ratios=[[2], [2, 3], [2, 3]],
             head=SSDHead([128, 256, 512], [4, 4, 4], 5))
+
+
+def test_fixed_size_resize_scales_boxes_and_keypoints_per_axis():
+    from torchcv.models.detectors.det_transform import DetInputTransform
+    tf = DetInputTransform(300, 300, [0.0] * 3, [1.0] * 3, size_divisible=1, fixed_size=(100, 200))
+    target = {"boxes": torch.tensor([[10.0, 5.0, 30.0, 25.0]]), "labels": torch.tensor([1]),
+              "keypoints": torch.tensor([[[10.0, 20.0, 1.0]]])}
+    batch, sizes, (t,) = tf([torch.rand(3, 50, 50)], [target])
+    assert tuple(batch.shape) == (1, 3, 100, 200) and sizes == [(100, 200)]
+    assert t["boxes"].tolist() == [[40.0, 10.0, 120.0, 50.0]]  # x times 4, y times 2
+    assert t["keypoints"].tolist() == [[[40.0, 40.0, 1.0]]]

@@ -53,6 +53,8 @@ class DetInputTransform(nn.Module):
             image = F.interpolate(image[None], size=self.fixed_size, mode="bilinear", align_corners=False)[0]
             if target is not None:
                 target["boxes"] = resize_boxes(target["boxes"], (h, w), image.shape[-2:])
+                if "keypoints" in target:
+                    target["keypoints"] = resize_keypoints(target["keypoints"], (h, w), image.shape[-2:])
                 if "masks" in target:
                     target["masks"] = F.interpolate(target["masks"][:, None].float(), size=self.fixed_size)[:, 0].byte()
             return image, target
