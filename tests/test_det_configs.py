@@ -15,7 +15,7 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs/det/*/*.yaml")))
 def test_config_resolves(path):
     cfg = load_config(path)
     assert cfg["task"] == "detection" and cfg["model"]["type"]
-    assert cfg["data"]["train"]["type"] in ("CocoDetection", "VOCDetection", "PennFudanDataset")
+    assert cfg["data"]["train"]["type"] in ("CocoDetection", "VOCDetection", "PennFudanDataset", "YOLODataset")
 
 
 def test_mobilenet_320_config_builds():

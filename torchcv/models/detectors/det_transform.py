@@ -1,6 +1,7 @@
-"""Model-side input handling of detectors: normalise, keep-ratio resize, pad into a batch, and
-map predictions back to the original image size (what torchvision's GeneralizedRCNNTransform does,
-with the same arithmetic, so outputs match torchvision's models)."""
+"""Model-side input handling of detectors: normalise, keep-ratio resize (or resize to a fixed size,
+as SSD does), pad into a batch, and map predictions back to the original image size (what
+torchvision's GeneralizedRCNNTransform does, with the same arithmetic, so outputs match
+torchvision's models)."""
 from __future__ import annotations
 
 import math
@@ -35,15 +36,28 @@ def resize_keypoints(keypoints: Tensor, old: Sequence[int], new: Sequence[int]) 
 
 class DetInputTransform(nn.Module):
     def __init__(self, min_size: Sequence[int] | int, max_size: int, image_mean: Sequence[float],
-                 image_std: Sequence[float], size_divisible: int = 32):
+                 image_std: Sequence[float], size_divisible: int = 32,
+                 fixed_size: Optional[Sequence[int]] = None):
+        """``fixed_size`` (height, width): every image is resized to it, ignoring its aspect ratio
+        (``min_size`` / ``max_size`` are then unused)."""
         super().__init__()
         self.min_size = tuple(min_size) if isinstance(min_size, (list, tuple)) else (min_size,)
         self.max_size = max_size
         self.image_mean, self.image_std = list(image_mean), list(image_std)
         self.size_divisible = size_divisible
+        self.fixed_size = [int(s) for s in fixed_size] if fixed_size is not None else None
 
     def _resize(self, image: Tensor, target: Optional[Dict[str, Tensor]]):
         h, w = image.shape[-2:]
+        if self.fixed_size is not None:
+            image = F.interpolate(image[None], size=self.fixed_size, mode="bilinear", align_corners=False)[0]
+            if target is not None:
+                target["boxes"] = resize_boxes(target["boxes"], (h, w), image.shape[-2:])
+                if "keypoints" in target:
+                    target["keypoints"] = resize_keypoints(target["keypoints"], (h, w), image.shape[-2:])
+                if "masks" in target:
+                    target["masks"] = F.interpolate(target["masks"][:, None].float(), size=self.fixed_size)[:, 0].byte()
+            return image, target
         if self.training:  # multi-scale training: one of min_size at random
             size = self.min_size[int(torch.empty(1).uniform_(0.0, float(len(self.min_size))).item())]
         else:

@@ -14,6 +14,7 @@ from torch import nn
 
 from ...registry import MODELS
 from ..backbones.features import FeatureBackbone
+from ..heads.ann_head import ANNHead
 from ..heads.seg_heads import ASPPHead, DenseASPPHead, FCNHead, LRASPPHead, PSPHead
 from ..losses.seg_losses import SegCrossEntropyLoss
 
@@ -23,7 +24,7 @@ class EncoderDecoder(nn.Module):
     """Args:
         backbone: a module returning a dict of feature maps (``FeatureBackbone``, tapped by level or by child).
         decode_head: a head reading that dict (``FCNHead``, ``ASPPHead``, ``LRASPPHead``, ``PSPHead``,
-            ``DenseASPPHead``).
+            ``DenseASPPHead``, ``ANNHead``).
         aux_head: optional auxiliary head (training only; skipped at inference).
         loss: pixel loss module (default ``SegCrossEntropyLoss(ignore_index=255)``).
         aux_weight: weight of the auxiliary loss.
@@ -108,6 +109,8 @@ def _make(head: str, arch: str):
             decode = ASPPHead(c_hi, num_classes, in_key=hi)
         elif head == "pspnet":
             decode = PSPHead(c_hi, num_classes, in_key=hi)
+        elif head == "ann":
+            decode = ANNHead(c_lo, c_hi, num_classes, low_key=lo, high_key=hi)
         else:
             decode = DenseASPPHead(c_hi, num_classes, in_key=hi)
         aux = FCNHead(c_lo, num_classes, in_key=lo) if aux_loss else None
@@ -123,5 +126,5 @@ def _make(head: str, arch: str):
 for _head, _arch in [("fcn", "resnet50"), ("fcn", "resnet101"), ("deeplabv3", "resnet50"), ("deeplabv3", "resnet101"),
                      ("deeplabv3", "mobilenet_v3_large"), ("lraspp", "mobilenet_v3_large"),
                      ("pspnet", "resnet50"), ("pspnet", "resnet101"), ("denseaspp", "resnet50"),
-                     ("denseaspp", "resnet101")]:
+                     ("denseaspp", "resnet101"), ("ann", "resnet50"), ("ann", "resnet101")]:
     MODELS.register(f"{_head}_{_arch}", obj=_make(_head, _arch))

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# dfnet_v2 on ImageNet-layout data: TORCHCV_IMAGENET=/path/to/imagenet (train/ and val/ class folders).
+#   bash scripts/cls/imagenet/run_dfnet_v2_imagenet.sh train|resume|val|test [TAG] [key=value ...]
+CONFIG=configs/cls/imagenet/dfnet_v2_imagenet.yaml
+WORK_SUBDIR=cls/imagenet/dfnet_v2
+source "$(dirname "${BASH_SOURCE[0]}")/../../common.sh"
+run_main "$@"
