@@ -1,5 +1,5 @@
-"""r3d_18, mc3_18 and r2plus1d_18: registered by torchvision's names, load torchvision's state_dict
-and give its outputs; VideoClassifier's train/eval contract."""
+"""r3d_18, mc3_18 and r2plus1d_18: registered by torchvision's names, at width 1.0 load torchvision's
+state_dict and give its outputs; narrower widths; VideoClassifier's train/eval contract."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,7 @@ def test_loads_torchvision_weights_and_gives_the_same_outputs(arch, tmp_path):
     path = tmp_path / f"{arch}.pth"
     torch.save(reference.state_dict(), path)  # what a torchvision weights file holds
     ours = ARCHS.get(arch)(num_classes=400, pretrained=str(path)).eval()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
     model = MODELS.build({"type": "VideoClassifier", "arch": arch, "num_classes": 400, "pretrained": str(path)}).eval()
     clips = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
@@ -64,3 +65,21 @@ def test_image_architecture_is_refused_with_the_video_list():
                                           "network: mc3_18, r2plus1d_18, r3d_18"):
         MODELS.build({"type": "VideoClassifier", "arch": "resnet18", "num_classes": 5})
     assert {"r3d_18", "mc3_18", "r2plus1d_18", "resnet18"} <= set(ARCHS.names())
+
+
+@pytest.mark.parametrize("arch", VIDEO_ARCHS)
+def test_width_quarter_builds_runs_and_has_the_scaled_channels(arch):
+    torch.manual_seed(0)
+    net = ARCHS.get(arch)(num_classes=8, width=0.25).eval()
+    assert [net.layer1[0].conv2[1].num_features, net.layer2[0].conv2[1].num_features,
+            net.layer3[0].conv2[1].num_features, net.layer4[1].conv2[1].num_features] == [16, 32, 64, 128]
+    assert net.fc.weight.shape == (8, 128) and net.stem[-2].num_features == 16
+    if arch == "r2plus1d_18":
+        assert net.stem[0].out_channels == 11  # torchvision's 45 scaled
+    full = ARCHS.get(arch)(num_classes=8)
+    assert set(net.state_dict()) == set(full.state_dict())  # same layout, narrower tensors
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in full.parameters()) / 10
+    model = MODELS.build({"type": "VideoClassifier", "arch": arch, "num_classes": 8, "width": 0.25})
+    assert model.net.fc.in_features == 128
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 8, 32, 32)).shape == (2, 8)

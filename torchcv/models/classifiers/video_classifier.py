@@ -19,7 +19,7 @@ from ...registry import ARCHS, MODELS, ConfigError
 @MODELS.register()
 class VideoClassifier(nn.Module):
     def __init__(self, arch: str, num_classes: int, pretrained: Optional[str] = None,
-                 arch_kwargs: Optional[dict] = None, label_smoothing: float = 0.0):
+                 arch_kwargs: Optional[dict] = None, label_smoothing: float = 0.0, width: Optional[float] = None):
         super().__init__()
         if num_classes < 2:
             raise ConfigError(f"model.num_classes must be >= 2, got {num_classes}")
@@ -30,7 +30,10 @@ class VideoClassifier(nn.Module):
                               f"{', '.join(video)} (ImageClassifier takes image architectures)")
         self.arch = arch
         self.num_classes = num_classes
-        self.net = builder(num_classes=num_classes, pretrained=pretrained, **(arch_kwargs or {}))
+        arch_kwargs = dict(arch_kwargs or {})
+        if width is not None:  # model.width: the channel multiplier of the clip network (1.0: torchvision's)
+            arch_kwargs["width"] = width
+        self.net = builder(num_classes=num_classes, pretrained=pretrained, **arch_kwargs)
         self.label_smoothing = label_smoothing
 
     def forward(self, clips: torch.Tensor, targets: Optional[torch.Tensor] = None):
