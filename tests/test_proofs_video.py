@@ -1,7 +1,8 @@
 """The video accuracy proof on the built-in moving-shapes data, through the run scripts: mc3_18
 reaches clip accuracy >= 0.90 and video accuracy >= 0.95 on val, and the same checkpoint on
 temporally shuffled clips (configs/video/shapes/mc3_18_shapes_shuffled.yaml) drops below 0.5: the
-model uses motion. About 10 minutes on 2 CPU cores, so marked slow:
+model uses motion. The proof config is mc3_18 at width 0.25 on 32x32 crops, 1000 iterations (about 7
+minutes on 2 shared CPU cores, docs/video.md), so marked slow:
     .venv/bin/python -m pytest -q -m slow tests/test_proofs_video.py"""
 import json
 import os
