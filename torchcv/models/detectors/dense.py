@@ -114,7 +114,10 @@ class DenseDetector(nn.Module):
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
         if self.training:
             check_targets(type(self).__name__, targets)
-        original = [tuple(int(s) for s in img.shape[-2:]) for img in images]
+        # under tracing (export) the sizes stay traced values, so the exported graph rescales boxes
+        # to whatever image it is given instead of the example's size
+        original = [tuple(img.shape[-2:]) if torch.jit.is_tracing() else tuple(int(s) for s in img.shape[-2:])
+                    for img in images]
         batch, sizes, targets = self.transform(images, targets)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
