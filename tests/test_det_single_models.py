@@ -152,6 +152,33 @@ def test_same_losses_as_torchvision(name):
         torch.testing.assert_close(out[names[k]], v, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["RetinaNet", "FCOS"])
+def test_loss_weights_scale_each_named_loss(kind):
+    cfg = {"type": kind, "num_classes": 5, "min_size": 128, "max_size": 160,
+           "backbone": {"type": "FeatureBackbone", "arch": "resnet18", "out_indices": [2, 3, 4]},
+           "neck": {"out_channels": 64, "extra": "p6p7"}}
+    if kind == "RetinaNet":
+        cfg["head"] = {"num_convs": 1}
+    else:
+        cfg["head"] = {"num_convs": 1, "norm_groups": 16}
+    torch.manual_seed(0)
+    plain = MODELS.build(cfg)
+    weights = {"loss_classifier": 4.0, "loss_box_reg": 0.5}
+    weighted = MODELS.build({**cfg, "loss_weights": weights})
+    weighted.load_state_dict(plain.state_dict())
+    plain.train()
+    weighted.train()
+    images = IMAGES + [torch.rand(3, 160, 160, generator=torch.Generator().manual_seed(5))]
+    with torch.no_grad():
+        ref, out = plain(images, TARGETS), weighted(images, TARGETS)
+    assert set(out) == set(ref)
+    for k, v in ref.items():
+        assert v > 0
+        torch.testing.assert_close(out[k], v * weights.get(k, 1.0))
+    with pytest.raises(ConfigError, match=f"{kind}.loss_weights: unknown option 'loss_cls'"):
+        MODELS.build({**cfg, "loss_weights": {"loss_cls": 2.0}})
+
+
 def test_folded_batchnorm_keeps_keys_and_outputs():
     torch.manual_seed(0)
     plain = retinanet_resnet50_fpn(num_classes=5, fold_bn=False, **SMALL).eval()

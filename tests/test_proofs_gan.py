@@ -4,8 +4,7 @@ marked slow: .venv/bin/python -m pytest -q -m slow tests/test_proofs_gan.py).
 - pix2pix (outline -> filled shape): val L1 at most half that of predicting the mean target image,
   PSNR at least that baseline + 5 dB;
 - CycleGAN (palette A <-> palette B): the scorer assigns >= 90% of the A->B translations to domain B
-  and the source shape, with cycle L1 <= 0.05 (the issue's target; an expected failure for now, see
-  docs/gan.md)."""
+  and the source shape, with cycle L1 <= 0.05 (the issue's target)."""
 import json
 import os
 
@@ -29,8 +28,6 @@ def test_pix2pix_beats_the_mean_target_image(tmp_path):
     assert m["PSNR"] >= m["mean_image_PSNR"] + 5.0, m
 
 
-@pytest.mark.xfail(strict=False, reason="not reached yet: the shipped recipe ends at acc 0.833 (circles right, triangles "
-                   "mapped to the wrong colour), cycle L1 0.0475 after 1200 iterations (docs/gan.md, Results)")
 def test_cyclegan_translates_to_the_right_domain_and_class(tmp_path):
     run(["bash", "scripts/gan/shapes/run_cyclegan_shapes.sh", "train", "proof"], env={"WORK_ROOT": str(tmp_path)},
         timeout=3600)

@@ -1,5 +1,5 @@
 """Accuracy proofs of ShuffleNet v1, DFNet V1/V2 and ANN on the built-in data, through the run scripts.
-Minutes each on 2 CPU cores (ANN and PSPNet: much longer), so marked slow and excluded from the default
+Minutes each on 2 CPU cores, so marked slow and excluded from the default
 run: .venv/bin/python -m pytest -q -m slow tests/test_proofs_models.py"""
 import json
 import os
@@ -27,21 +27,25 @@ def test_classifier_reaches_90_percent(model, tmp_path):
     assert top1 >= 0.90
 
 
-# The shapes configs of both are ResNet-50 at output stride 16 (1000 iterations, batch 8, 144 px crops:
-# about an hour each on 2 cores). Both run here with the same lighter schedule, so equal iterations
-# are equal time or better for ANN (batch 4 at 96 px, one thread, load ~7: ANN 3.9 s, PSPNet 5.6 s
-# per training step, median of 5 interleaved steps, measured ad hoc; the machine's noise is large, so read it as "no slower").
-SEG_SCHEDULE = ["train.max_iters=500", "train.val_interval=250", "train.checkpoint_interval=250",
-                "data.batch_size=4", "data.train.transforms.1.size=96"]
+def median_step_time(work_dir):
+    with open(os.path.join(work_dir, "metrics.jsonl")) as f:
+        times = sorted(r["time"] for r in map(json.loads, f) if r["mode"] == "train")
+    return times[len(times) // 2]
 
 
+# The CPU-sized pair (ann/pspnet_resnet18_shapes.yaml): the same ResNet-18 cut after layer3 (output
+# stride 16), heads of the same width, the same data and 500-iteration schedule: equal iterations.
+# "Equal time or better" needs ANN's training step to be no slower than PSPNet's: median step times
+# (logged every 20 iterations) within 25 % (the two runs are sequential on a shared, noisy machine).
 def test_ann_within_003_miou_of_pspnet_at_equal_iterations(tmp_path):
-    miou = {}
-    for script, model in (("run_pspnet_resnet50_shapes.sh", "pspnet_resnet50"),
-                          ("run_ann_resnet50_shapes.sh", "ann_resnet50")):
+    miou, step = {}, {}
+    for model in ("pspnet_resnet18", "ann_resnet18"):
         t0 = time.time()
-        run(["bash", f"scripts/seg/shapes/{script}", "train", "proof", *SEG_SCHEDULE],
-            env={"WORK_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"}, timeout=4 * 3600)
-        miou[model] = last_val(tmp_path / f"seg/shapes/{model}/proof", "mIoU")
-        print(f"{model}: mIoU {miou[model]:.4f} in {time.time() - t0:.0f} s (load average {os.getloadavg()[0]:.1f})")
-    assert miou["ann_resnet50"] >= miou["pspnet_resnet50"] - 0.03
+        run(["bash", f"scripts/seg/shapes/run_{model}_shapes.sh", "train", "proof"],
+            env={"WORK_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"}, timeout=3600)
+        work_dir = tmp_path / f"seg/shapes/{model}/proof"
+        miou[model], step[model] = last_val(work_dir, "mIoU"), median_step_time(work_dir)
+        print(f"{model}: mIoU {miou[model]:.4f}, {step[model]:.3f} s/it, {time.time() - t0:.0f} s "
+              f"(load average {os.getloadavg()[0]:.1f})")
+    assert miou["ann_resnet18"] >= miou["pspnet_resnet18"] - 0.03
+    assert step["ann_resnet18"] <= 1.25 * step["pspnet_resnet18"]

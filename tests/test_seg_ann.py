@@ -140,3 +140,27 @@ def test_builders_and_configs():
     assert city["model"]["loss"]["ohem_thresh"] == 0.7 and len(city["model"]["loss"]["class_weight"]) == 19
     with pytest.raises(ConfigError, match="pool_sizes"):
         ANNHead(8, 8, 2, pool_sizes=[])
+
+
+def test_cpu_sized_ann_and_pspnet_configs_compare_like_for_like():
+    ann = load_config("configs/seg/shapes/ann_resnet18_shapes.yaml")
+    psp = load_config("configs/seg/shapes/pspnet_resnet18_shapes.yaml")
+    for key in ("data", "train", "optimizer", "lr_schedule"):
+        assert ann[key] == psp[key], key
+    assert ann["model"]["backbone"] == psp["model"]["backbone"]
+    # the same auxiliary head; only its Dropout2d follows each model's reference (ANN 0.05, PSPNet 0.1)
+    drop = {"dropout"}
+    assert ({k: v for k, v in ann["model"]["aux_head"].items() if k not in drop}
+            == {k: v for k, v in psp["model"]["aux_head"].items() if k not in drop})
+    assert ann["data"]["train"]["transforms"][1]["size"] == 96 and ann["train"]["max_iters"] == 500
+    models = {n: MODELS.build(c["model"], key="model").eval() for n, c in (("ann", ann), ("psp", psp))}
+    assert isinstance(models["ann"].decode_head, ANNHead)
+    assert models["ann"].decode_head.fusion.attention.num_anchors == 110
+    # the same backbone (ResNet-18 cut after layer3, output stride 16): identical parameter names
+    backbone = [{k for k in m.state_dict() if k.startswith("backbone.")} for m in models.values()]
+    assert backbone[0] == backbone[1] and not any(".layer4." in k for k in backbone[0])
+    params = [sum(p.numel() for p in m.parameters()) for m in models.values()]
+    assert 0.9 < params[0] / params[1] < 1.1  # heads of similar size
+    with torch.no_grad():
+        for m in models.values():
+            assert m(torch.randn(1, 3, 96, 96)).shape == (1, 4, 96, 96)

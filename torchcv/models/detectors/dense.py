@@ -20,19 +20,7 @@ from torch import Tensor, nn
 
 from ..backbones.fold_bn import fold_conv_bn
 from ..heads.dense_utils import clip_to_image, finish_detections, topk_candidates
-
-
-def check_targets(name: str, targets: Optional[List[Dict[str, Tensor]]]) -> None:
-    if targets is None:
-        raise ValueError(f"{name}: targets are required in training mode")
-    for i, t in enumerate(targets):
-        b = t["boxes"]
-        if b.dim() != 2 or b.shape[-1] != 4:
-            raise ValueError(f"target {i}: boxes must be (N, 4) xyxy, got {tuple(b.shape)}")
-        bad = (b[:, 2:] <= b[:, :2]).any(dim=1)
-        if bad.any():
-            raise ValueError(f"target {i}: degenerate box {b[bad][0].tolist()} (x2 <= x1 or y2 <= y1); "
-                             f"the dataset should drop or fix it")
+from ..heads.det_utils import check_targets
 
 
 class DenseDetector(nn.Module):
@@ -114,7 +102,10 @@ class DenseDetector(nn.Module):
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
         if self.training:
             check_targets(type(self).__name__, targets)
-        original = [tuple(int(s) for s in img.shape[-2:]) for img in images]
+        # under tracing (export) the sizes stay traced values, so the exported graph rescales boxes
+        # to whatever image it is given instead of the example's size
+        original = [tuple(img.shape[-2:]) if torch.jit.is_tracing() else tuple(int(s) for s in img.shape[-2:])
+                    for img in images]
         batch, sizes, targets = self.transform(images, targets)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)

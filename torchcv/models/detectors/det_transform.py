@@ -87,7 +87,10 @@ class DetInputTransform(nn.Module):
             std = torch.as_tensor(self.image_std, dtype=img.dtype, device=img.device)
             img = (img - mean[:, None, None]) / std[:, None, None]
             hw = torch._shape_as_tensor(img)[-2:].to(torch.float64)
-            scale = torch.min(float(self.min_size[-1]) / hw.min(), float(self.max_size) / hw.max())
+            # tensor / tensor in float64: a Python number divided by a tensor is exported as a float32
+            # reciprocal, and floor(200 * (288 / 200)) would then give 287 where eager gives 288
+            limits = torch.tensor([float(self.min_size[-1]), float(self.max_size)], dtype=torch.float64)
+            scale = torch.min(limits / torch.stack((hw.min(), hw.max())))
             new = torch.floor(hw * scale).to(torch.int64)
             img = F.interpolate(img[None], size=(new[0], new[1]), mode="bilinear", align_corners=False)[0]
             padded = (torch.ceil(new.to(torch.float64) / stride) * stride).to(torch.int64)
@@ -96,7 +99,8 @@ class DetInputTransform(nn.Module):
         return torch.stack(out), sizes, None
 
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
-        if torch.jit.is_tracing() and targets is None and len(images) == 1:
+        # a fixed-size resize is already shape-independent: only the keep-ratio resize needs graph arithmetic
+        if torch.jit.is_tracing() and targets is None and len(images) == 1 and self.fixed_size is None:
             return self._traced(images)
         targets = [dict(t) for t in targets] if targets is not None else None
         out = []

@@ -52,7 +52,25 @@ class LetterboxTransform(nn.Module):
             return self.train_sizes[int(torch.empty(1).uniform_(0.0, float(len(self.train_sizes))).item())]
         return self.size if not self.training else self.train_sizes[0]
 
+    def _traced(self, img: Tensor):
+        """Inference under tracing (export): the fit, the offsets and the padding are graph values
+        computed from the input's shape with the eager arithmetic (float64 scale, round half to
+        even, centred), so the exported model letterboxes any image size onto the fixed canvas."""
+        side = self.size
+        mean = torch.as_tensor(self.image_mean, dtype=img.dtype, device=img.device)[:, None, None]
+        std = torch.as_tensor(self.image_std, dtype=img.dtype, device=img.device)[:, None, None]
+        hw = torch._shape_as_tensor(img)[-2:].to(torch.float64)
+        scale = torch.min(torch.tensor(float(side), dtype=torch.float64) / hw)  # float64 Div, not a float32 reciprocal
+        new = torch.round(hw * scale).clamp(1, side).to(torch.int64)
+        top, left = torch.div(side - new[0], 2, rounding_mode="floor"), torch.div(side - new[1], 2, rounding_mode="floor")
+        resized = F.interpolate(img[None], size=(new[0], new[1]), mode="bilinear", align_corners=False)[0]
+        # pad in 0-1 units with the canvas colour, then normalise: the same pixels as eager's canvas
+        canvas = F.pad(resized, (left, side - new[1] - left, top, side - new[0] - top), value=self.pad_value)
+        return ((canvas - mean) / std)[None], [Placement(side, side, top, left, scale)], None
+
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
+        if torch.jit.is_tracing() and targets is None and len(images) == 1:
+            return self._traced(images[0])
         side = self._canvas_size()
         targets = [dict(t) for t in targets] if targets is not None else None
         first = images[0]
@@ -83,7 +101,11 @@ class LetterboxTransform(nn.Module):
     def postprocess(self, results: List[Dict[str, Tensor]], placements: List[Placement],
                     original: List[Tuple[int, int]]) -> List[Dict[str, Tensor]]:
         for r, p, (h, w) in zip(results, placements, original):
-            nh, nw = max(1, min(p.height, round(h * p.scale))), max(1, min(p.width, round(w * p.scale)))
+            if isinstance(p.scale, Tensor):  # traced (export): keep the arithmetic in the graph
+                nh = torch.round(h * p.scale).clamp(1, p.height)
+                nw = torch.round(w * p.scale).clamp(1, p.width)
+            else:
+                nh, nw = max(1, min(p.height, round(h * p.scale))), max(1, min(p.width, round(w * p.scale)))
             b = r["boxes"]
             x = ((b[:, 0::2] - p.left) * (w / nw)).clamp(min=0, max=w)
             y = ((b[:, 1::2] - p.top) * (h / nh)).clamp(min=0, max=h)

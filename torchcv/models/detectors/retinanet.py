@@ -61,6 +61,11 @@ def _check_head(name: str, head: nn.Module, anchors_per_location: int, key: str)
                           f"change the anchors")
 
 
+def weigh_losses(losses: Dict[str, Tensor], weights: Dict[str, float]) -> Dict[str, Tensor]:
+    """Each named loss times its weight (weights of 1 leave the tensor untouched: torchvision parity)."""
+    return {k: v if weights[k] == 1.0 else v * weights[k] for k, v in losses.items()}
+
+
 @MODELS.register()
 class RetinaNet(DenseDetector):
     """Args:
@@ -77,6 +82,9 @@ class RetinaNet(DenseDetector):
         fg_iou_thresh / bg_iou_thresh: anchor matching; score_thresh, nms_thresh,
             detections_per_img, topk_candidates (per level): post-processing.
         channels_last, fold_bn: see DenseDetector.
+        loss_weights: multipliers of ``loss_classifier`` and ``loss_box_reg`` (default 1 each: torchvision's
+            losses). A larger classifier weight gives a backbone trained from scratch more of the class
+            signal (the focal loss' gradient is small while the class scores are still flat).
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, neck=None, return_layers: Optional[list] = None,
@@ -85,7 +93,8 @@ class RetinaNet(DenseDetector):
                  anchor_sizes=RETINANET_ANCHOR_SIZES, aspect_ratios=(0.5, 1.0, 2.0), head=None,
                  box_loss: str = "l1", fg_iou_thresh: float = 0.5, bg_iou_thresh: float = 0.4,
                  score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 300,
-                 topk_candidates: int = 1000, channels_last: bool = False, fold_bn: bool = True):
+                 topk_candidates: int = 1000, channels_last: bool = False, fold_bn: bool = True,
+                 loss_weights: Optional[Dict[str, float]] = None):
         name = type(self).__name__
         if num_classes < 2:
             raise ConfigError(f"{name}.num_classes={num_classes}: count the background too (classes + 1)")
@@ -106,11 +115,14 @@ class RetinaNet(DenseDetector):
         self.matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality=True)
         self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
         self.box_loss = box_loss
+        self.loss_weights = check_options(loss_weights, dict(loss_classifier=1.0, loss_box_reg=1.0),
+                                          f"{name}.loss_weights")
 
     def compute_loss(self, targets, outputs, anchors, num_per_level, grid_sizes):
         matched = match_anchors(self.matcher, anchors, targets)
-        return retinanet_loss(outputs["cls_logits"], outputs["bbox_regression"], anchors, matched, targets,
-                              self.box_coder, self.box_loss)
+        losses = retinanet_loss(outputs["cls_logits"], outputs["bbox_regression"], anchors, matched, targets,
+                                self.box_coder, self.box_loss)
+        return weigh_losses(losses, self.loss_weights)
 
     def level_scores(self, outputs: Dict[str, Tensor]) -> Tensor:
         return torch.sigmoid(outputs["cls_logits"])
@@ -127,6 +139,7 @@ class FCOS(DenseDetector):
         center_sampling_radius: a location is positive when within this many strides of a box's
             centre (and inside the box, and the box's largest side distance fits the level).
         head: a built head (``type: FCOSHead``) or its options (``num_convs``, ``norm_groups``).
+        loss_weights: multipliers of ``loss_classifier``, ``loss_box_reg``, ``loss_centerness``.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, neck=None, return_layers: Optional[list] = None,
@@ -134,7 +147,8 @@ class FCOS(DenseDetector):
                  image_std: Sequence[float] = (0.229, 0.224, 0.225), size_divisible: int = 32,
                  anchor_sizes=FCOS_ANCHOR_SIZES, head=None, center_sampling_radius: float = 1.5,
                  score_thresh: float = 0.2, nms_thresh: float = 0.6, detections_per_img: int = 100,
-                 topk_candidates: int = 1000, channels_last: bool = False, fold_bn: bool = True):
+                 topk_candidates: int = 1000, channels_last: bool = False, fold_bn: bool = True,
+                 loss_weights: Optional[Dict[str, float]] = None):
         name = type(self).__name__
         if num_classes < 2:
             raise ConfigError(f"{name}.num_classes={num_classes}: count the background too (classes + 1)")
@@ -155,6 +169,8 @@ class FCOS(DenseDetector):
         self.anchors_per_location = anchors.num_anchors_per_location()
         self.box_coder = BoxLinearCoder(normalize_by_size=True)
         self.center_sampling_radius = center_sampling_radius
+        self.loss_weights = check_options(loss_weights, dict(loss_classifier=1.0, loss_box_reg=1.0,
+                                                             loss_centerness=1.0), f"{name}.loss_weights")
 
     def match(self, anchors: Tensor, targets: List[Dict[str, Tensor]], num_per_level: List[int]) -> List[Tensor]:
         """Per image, the matched box of every location: inside the box and within the centre
@@ -189,8 +205,9 @@ class FCOS(DenseDetector):
 
     def compute_loss(self, targets, outputs, anchors, num_per_level, grid_sizes):
         matched = self.match(anchors, targets, num_per_level)
-        return fcos_loss(outputs["cls_logits"], outputs["bbox_regression"], outputs["bbox_ctrness"], anchors,
-                         matched, targets, self.box_coder)
+        losses = fcos_loss(outputs["cls_logits"], outputs["bbox_regression"], outputs["bbox_ctrness"], anchors,
+                           matched, targets, self.box_coder)
+        return weigh_losses(losses, self.loss_weights)
 
     def level_scores(self, outputs: Dict[str, Tensor]) -> Tensor:
         return torch.sqrt(torch.sigmoid(outputs["cls_logits"]) * torch.sigmoid(outputs["bbox_ctrness"]))

@@ -17,7 +17,7 @@ from ... import ops
 from ...registry import MODELS, ConfigError
 from ..backbones.features import FeatureBackbone, FrozenBatchNorm2d
 from ..heads.box_head import FastRCNNPredictor, TwoMLPHead
-from ..heads.det_utils import AnchorGenerator, check_options
+from ..heads.det_utils import AnchorGenerator, check_options, check_targets
 from ..heads.keypoint_head import KeypointBranch
 from ..heads.mask_head import MaskBranch
 from ..heads.roi_heads import RoIBranch, RoIHeads
@@ -34,19 +34,6 @@ BOX_HEAD_DEFAULTS = dict(representation_size=1024, output_size=7, sampling_ratio
 MASK_HEAD_DEFAULTS = dict(layers=(256, 256, 256, 256), dilation=1, dim_reduced=256, output_size=14,
                           sampling_ratio=2)
 KEYPOINT_HEAD_DEFAULTS = dict(layers=(512,) * 8, output_size=14, sampling_ratio=2)
-
-
-def check_targets(name: str, targets: Optional[List[Dict[str, Tensor]]]) -> None:
-    if targets is None:
-        raise ValueError(f"{name}: targets are required in training mode")
-    for i, t in enumerate(targets):
-        b = t["boxes"]
-        if b.dim() != 2 or b.shape[-1] != 4:
-            raise ValueError(f"target {i}: boxes must be (N, 4) xyxy, got {tuple(b.shape)}")
-        bad = (b[:, 2:] <= b[:, :2]).any(dim=1)
-        if bad.any():
-            raise ValueError(f"target {i}: degenerate box {b[bad][0].tolist()} (x2 <= x1 or y2 <= y1); "
-                             f"the dataset should drop or fix it")
 
 
 @MODELS.register()

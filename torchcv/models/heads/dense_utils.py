@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ... import ops
 from ...registry import ConfigError
-from .det_utils import Matcher
+from .det_utils import Matcher, clip_boxes
 
 
 class DefaultBoxGenerator(nn.Module):
@@ -146,7 +146,11 @@ def topk_candidates(scores: Tensor, score_thresh: float, k: int) -> Tuple[Tensor
     keep = scores > score_thresh
     scores = scores[keep]
     idx = torch.where(keep)[0]
-    scores, order = scores.topk(min(k, idx.numel()))
+    if torch.jit.is_tracing():  # how many pass the threshold depends on the input: keep it in the graph
+        k = torch.min(torch.tensor(k), torch._shape_as_tensor(idx)[0])
+    else:
+        k = min(k, idx.numel())
+    scores, order = scores.topk(k)
     return scores, idx[order]
 
 
@@ -158,11 +162,8 @@ def finish_detections(boxes: Tensor, scores: Tensor, labels: Tensor, nms_thresh:
 
 
 def clip_to_image(boxes: Tensor, size: Sequence[int]) -> Tensor:
-    """Clip xyxy boxes to (height, width) = ``size[0], size[1]``."""
-    h, w = size[0], size[1]
-    x = boxes[..., 0::2].clamp(min=0, max=w)
-    y = boxes[..., 1::2].clamp(min=0, max=h)
-    return torch.stack((x, y), dim=boxes.dim()).reshape(boxes.shape)
+    """Clip xyxy boxes to (height, width) = ``size[0], size[1]`` (traced sizes stay in the graph)."""
+    return clip_boxes(boxes, (size[0], size[1]))
 
 
 def flatten_head_output(x: Tensor, columns: int) -> Tensor:

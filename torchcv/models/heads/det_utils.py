@@ -6,7 +6,7 @@ same dtypes) so that a torchvision ``state_dict`` loaded into our models gives t
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -191,3 +191,17 @@ def check_options(given: Dict, defaults: Dict, where: str) -> Dict:
     out = dict(defaults)
     out.update(given)
     return out
+
+
+def check_targets(name: str, targets: Optional[List[Dict[str, Tensor]]]) -> None:
+    """Training targets every detector needs: present, (N, 4) xyxy boxes with positive extent."""
+    if targets is None:
+        raise ValueError(f"{name}: targets are required in training mode")
+    for i, t in enumerate(targets):
+        b = t["boxes"]
+        if b.dim() != 2 or b.shape[-1] != 4:
+            raise ValueError(f"target {i}: boxes must be (N, 4) xyxy, got {tuple(b.shape)}")
+        bad = (b[:, 2:] <= b[:, :2]).any(dim=1)
+        if bad.any():
+            raise ValueError(f"target {i}: degenerate box {b[bad][0].tolist()} (x2 <= x1 or y2 <= y1); "
+                             f"the dataset should drop or fix it")
