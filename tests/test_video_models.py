@@ -83,3 +83,9 @@ def test_width_quarter_builds_runs_and_has_the_scaled_channels(arch):
     assert model.net.fc.in_features == 128
     with torch.no_grad():
         assert net(torch.randn(2, 3, 8, 32, 32)).shape == (2, 8)
+
+
+@pytest.mark.parametrize("width", [0, -0.5, "abc", True])
+def test_bad_width_names_the_key_and_the_accepted_values(width):
+    with pytest.raises(ConfigError, match=r"model\.width=.*must be a number > 0"):
+        ARCHS.get("mc3_18")(num_classes=8, width=width)

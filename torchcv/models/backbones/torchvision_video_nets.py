@@ -140,6 +140,9 @@ _SPECS = {
 def build_video_resnet(arch: str, num_classes: int = 400, pretrained: Optional[str] = None,
                        width: float = 1.0) -> nn.Module:
     stem, convs = _SPECS[arch]
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ConfigError(f"model.width={width!r}: the width multiplier of {arch} must be a number > 0 "
+                          f"(1.0 is torchvision's network, 0.25 a quarter of its channels)")
     net = VideoResNet(stem, convs, num_classes=num_classes, width=float(width))
     if pretrained:
         from ...utils.weights import load_weights
