@@ -152,6 +152,16 @@ def _missing_root(root: str, key: str) -> ConfigError:
                        f"data.root=PATH), or create the built-in data with the run script / datasets/ generator.")
 
 
+def _check_split_list_args(dataset: str, name: str, root: str, fold: int, split: str) -> None:
+    """The arguments UCF101 and HMDB51 share: an existing root, one of the three official folds, a split."""
+    if not os.path.isdir(root):
+        raise _missing_root(root, f"{dataset}.root")
+    if fold not in (1, 2, 3):
+        raise ConfigError(f"{dataset}.fold={fold!r}: {name} has folds 1, 2 and 3")
+    if split not in ("train", "test"):
+        raise ConfigError(f"{dataset}.split='{split}': train or test")
+
+
 def _is_video(folder: str, name: str, exts: Tuple[str, ...]) -> bool:
     path = os.path.join(folder, name)
     if os.path.isdir(path):  # a frame folder
@@ -224,12 +234,7 @@ class UCF101Dataset(VideoClipDataset):
                  clips_per_video: int = 1, sampling: str = "random", transforms: Optional[Sequence] = None,
                  backend: str = "opencv", short_videos: str = "pad", cache_dir: Optional[str] = None,
                  index_workers: int = 4):
-        if not os.path.isdir(root):
-            raise _missing_root(root, "UCF101Dataset.root")
-        if fold not in (1, 2, 3):
-            raise ConfigError(f"UCF101Dataset.fold={fold!r}: UCF101 has folds 1, 2 and 3")
-        if split not in ("train", "test"):
-            raise ConfigError(f"UCF101Dataset.split='{split}': train or test")
+        _check_split_list_args("UCF101Dataset", "UCF101", root, fold, split)
         class_file = os.path.join(annotation_path, "classInd.txt")
         classes = []
         for lineno, line in _lines(class_file):
@@ -262,12 +267,7 @@ class HMDB51Dataset(VideoClipDataset):
                  clips_per_video: int = 1, sampling: str = "random", transforms: Optional[Sequence] = None,
                  backend: str = "opencv", short_videos: str = "pad", cache_dir: Optional[str] = None,
                  index_workers: int = 4):
-        if not os.path.isdir(root):
-            raise _missing_root(root, "HMDB51Dataset.root")
-        if fold not in (1, 2, 3):
-            raise ConfigError(f"HMDB51Dataset.fold={fold!r}: HMDB51 has folds 1, 2 and 3")
-        if split not in ("train", "test"):
-            raise ConfigError(f"HMDB51Dataset.split='{split}': train or test")
+        _check_split_list_args("HMDB51Dataset", "HMDB51", root, fold, split)
         if not os.path.isdir(annotation_path):
             raise ConfigError(f"HMDB51Dataset.annotation_path: '{annotation_path}' does not exist")
         suffix = f"_test_split{fold}.txt"
