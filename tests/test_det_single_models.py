@@ -179,6 +179,44 @@ def test_loss_weights_scale_each_named_loss(kind):
         MODELS.build({**cfg, "loss_weights": {"loss_cls": 2.0}})
 
 
+@pytest.mark.parametrize("kind", ["RetinaNet", "FCOS"])
+def test_focal_alpha_and_gamma_reach_the_classification_loss(kind):
+    """With the class-logit weights zeroed every class probability is exactly the prior 0.01, so the
+    classification loss is pos x f_pos(alpha, gamma) + neg x f_neg(alpha, gamma), with pos = 1 (one
+    positive class entry per foreground anchor, divided by the foreground count) and neg the
+    normalised count of negative entries. Solve neg from one setting, predict two others exactly."""
+    cfg = {"type": kind, "num_classes": 5, "min_size": 128, "max_size": 160,
+           "backbone": {"type": "FeatureBackbone", "arch": "resnet18", "out_indices": [2, 3, 4]},
+           "neck": {"out_channels": 64, "extra": "p6p7"},
+           "head": {"num_convs": 1} if kind == "RetinaNet" else {"num_convs": 1, "norm_groups": 16}}
+    torch.manual_seed(0)
+    reference = MODELS.build(cfg)
+    with torch.no_grad():
+        reference.head.classification_head.cls_logits.weight.zero_()
+    p = torch.tensor(0.01, dtype=torch.float64)
+
+    def terms(alpha, gamma):
+        w_pos, w_neg = (alpha, 1 - alpha) if alpha >= 0 else (1.0, 1.0)
+        return w_pos * (1 - p) ** gamma * -torch.log(p), w_neg * p ** gamma * -torch.log(1 - p)
+
+    def loss(alpha, gamma):
+        model = MODELS.build({**cfg, "focal_alpha": alpha, "focal_gamma": gamma})
+        model.load_state_dict(reference.state_dict())
+        model.train()
+        with torch.no_grad():
+            return model(IMAGES, TARGETS[:2])["loss_classifier"].double()
+
+    pos, neg_term = terms(-1, 0.0)
+    neg = (loss(-1, 0.0) - pos) / neg_term  # plain BCE
+    for alpha, gamma in [(0.25, 2.0), (0.5, 1.0)]:
+        f_pos, f_neg = terms(alpha, gamma)
+        torch.testing.assert_close(loss(alpha, gamma), f_pos + neg * f_neg, rtol=1e-4, atol=0)
+    with pytest.raises(ConfigError, match=f"{kind}.focal_gamma=-1"):
+        MODELS.build({**cfg, "focal_gamma": -1})
+    with pytest.raises(ConfigError, match=f"{kind}.focal_alpha=1.5"):
+        MODELS.build({**cfg, "focal_alpha": 1.5})
+
+
 def test_folded_batchnorm_keeps_keys_and_outputs():
     torch.manual_seed(0)
     plain = retinanet_resnet50_fpn(num_classes=5, fold_bn=False, **SMALL).eval()

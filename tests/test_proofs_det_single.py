@@ -1,9 +1,8 @@
 """Accuracy proofs of the single-stage detectors on the built-in shapes_det data, through the run
-scripts, from scratch (2400 iterations each; SSD took 20.5 min at load 6-8 on the shared 2-core
-CPU), so marked slow and excluded from the default run:
+scripts, from scratch (2400-4000 iterations each, 7-10 min on a quiet 2-core CPU), so marked slow and
+excluded from the default run:
 .venv/bin/python -m pytest -q -m slow tests/test_proofs_det_single.py
-Figures so far are in docs/detection.md: SSD meets its target (0.592); SSDlite (0.398) and RetinaNet
-(0.299 with loss_classifier weighed 4x, 2400 iterations, 20 min at load 6-7) do not yet."""
+The figures and times are in docs/detection.md."""
 import json
 import os
 

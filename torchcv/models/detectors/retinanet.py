@@ -61,6 +61,13 @@ def _check_head(name: str, head: nn.Module, anchors_per_location: int, key: str)
                           f"change the anchors")
 
 
+def _check_focal(name: str, alpha: float, gamma: float) -> None:
+    if not (isinstance(alpha, (int, float)) and (alpha < 0 or 0 <= alpha <= 1)):
+        raise ConfigError(f"{name}.focal_alpha={alpha!r}: give the positives' weight in [0, 1], or -1 for no weighting")
+    if not (isinstance(gamma, (int, float)) and gamma >= 0):
+        raise ConfigError(f"{name}.focal_gamma={gamma!r}: give a number >= 0 (0 = plain binary cross-entropy)")
+
+
 def weigh_losses(losses: Dict[str, Tensor], weights: Dict[str, float]) -> Dict[str, Tensor]:
     """Each named loss times its weight (weights of 1 leave the tensor untouched: torchvision parity)."""
     return {k: v if weights[k] == 1.0 else v * weights[k] for k, v in losses.items()}
@@ -82,6 +89,8 @@ class RetinaNet(DenseDetector):
         fg_iou_thresh / bg_iou_thresh: anchor matching; score_thresh, nms_thresh,
             detections_per_img, topk_candidates (per level): post-processing.
         channels_last, fold_bn: see DenseDetector.
+        focal_alpha / focal_gamma: the sigmoid focal loss' positive weight (-1: none) and focusing
+            exponent (torchvision's 0.25 and 2).
         loss_weights: multipliers of ``loss_classifier`` and ``loss_box_reg`` (default 1 each: torchvision's
             losses). A larger classifier weight gives a backbone trained from scratch more of the class
             signal (the focal loss' gradient is small while the class scores are still flat).
@@ -94,10 +103,12 @@ class RetinaNet(DenseDetector):
                  box_loss: str = "l1", fg_iou_thresh: float = 0.5, bg_iou_thresh: float = 0.4,
                  score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 300,
                  topk_candidates: int = 1000, channels_last: bool = False, fold_bn: bool = True,
-                 loss_weights: Optional[Dict[str, float]] = None):
+                 loss_weights: Optional[Dict[str, float]] = None, focal_alpha: float = 0.25,
+                 focal_gamma: float = 2.0):
         name = type(self).__name__
         if num_classes < 2:
             raise ConfigError(f"{name}.num_classes={num_classes}: count the background too (classes + 1)")
+        _check_focal(name, focal_alpha, focal_gamma)
         if box_loss not in ("l1", "smooth_l1", "giou"):
             raise ConfigError(f"{name}.box_loss: '{box_loss}' must be one of l1, smooth_l1, giou")
         features = _fpn_backbone(name, backbone, neck, return_layers)
@@ -115,13 +126,14 @@ class RetinaNet(DenseDetector):
         self.matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality=True)
         self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
         self.box_loss = box_loss
+        self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
         self.loss_weights = check_options(loss_weights, dict(loss_classifier=1.0, loss_box_reg=1.0),
                                           f"{name}.loss_weights")
 
     def compute_loss(self, targets, outputs, anchors, num_per_level, grid_sizes):
         matched = match_anchors(self.matcher, anchors, targets)
         losses = retinanet_loss(outputs["cls_logits"], outputs["bbox_regression"], anchors, matched, targets,
-                                self.box_coder, self.box_loss)
+                                self.box_coder, self.box_loss, self.focal_alpha, self.focal_gamma)
         return weigh_losses(losses, self.loss_weights)
 
     def level_scores(self, outputs: Dict[str, Tensor]) -> Tensor:
@@ -139,7 +151,8 @@ class FCOS(DenseDetector):
         center_sampling_radius: a location is positive when within this many strides of a box's
             centre (and inside the box, and the box's largest side distance fits the level).
         head: a built head (``type: FCOSHead``) or its options (``num_convs``, ``norm_groups``).
-        loss_weights: multipliers of ``loss_classifier``, ``loss_box_reg``, ``loss_centerness``.
+        loss_weights: multipliers of ``loss_classifier``, ``loss_box_reg``, ``loss_centerness``;
+        focal_alpha / focal_gamma: as RetinaNet's.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, neck=None, return_layers: Optional[list] = None,
@@ -148,10 +161,12 @@ class FCOS(DenseDetector):
                  anchor_sizes=FCOS_ANCHOR_SIZES, head=None, center_sampling_radius: float = 1.5,
                  score_thresh: float = 0.2, nms_thresh: float = 0.6, detections_per_img: int = 100,
                  topk_candidates: int = 1000, channels_last: bool = False, fold_bn: bool = True,
-                 loss_weights: Optional[Dict[str, float]] = None):
+                 loss_weights: Optional[Dict[str, float]] = None, focal_alpha: float = 0.25,
+                 focal_gamma: float = 2.0):
         name = type(self).__name__
         if num_classes < 2:
             raise ConfigError(f"{name}.num_classes={num_classes}: count the background too (classes + 1)")
+        _check_focal(name, focal_alpha, focal_gamma)
         features = _fpn_backbone(name, backbone, neck, return_layers)
         sizes = [tuple(s) if isinstance(s, (list, tuple)) else (s,) for s in anchor_sizes]
         if any(len(s) != 1 for s in sizes):
@@ -169,6 +184,7 @@ class FCOS(DenseDetector):
         self.anchors_per_location = anchors.num_anchors_per_location()
         self.box_coder = BoxLinearCoder(normalize_by_size=True)
         self.center_sampling_radius = center_sampling_radius
+        self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
         self.loss_weights = check_options(loss_weights, dict(loss_classifier=1.0, loss_box_reg=1.0,
                                                              loss_centerness=1.0), f"{name}.loss_weights")
 
@@ -206,7 +222,7 @@ class FCOS(DenseDetector):
     def compute_loss(self, targets, outputs, anchors, num_per_level, grid_sizes):
         matched = self.match(anchors, targets, num_per_level)
         losses = fcos_loss(outputs["cls_logits"], outputs["bbox_regression"], outputs["bbox_ctrness"], anchors,
-                           matched, targets, self.box_coder)
+                           matched, targets, self.box_coder, self.focal_alpha, self.focal_gamma)
         return weigh_losses(losses, self.loss_weights)
 
     def level_scores(self, outputs: Dict[str, Tensor]) -> Tensor:

@@ -44,7 +44,8 @@ def box_regression_loss(kind: str, coder: BoxCoder, pred: Tensor, anchors: Tenso
 
 
 def retinanet_loss(cls_logits: Tensor, bbox_reg: Tensor, anchors: Tensor, matched: List[Tensor],
-                   targets: List[Dict[str, Tensor]], coder: BoxCoder, box_loss: str = "l1") -> Dict[str, Tensor]:
+                   targets: List[Dict[str, Tensor]], coder: BoxCoder, box_loss: str = "l1",
+                   focal_alpha: float = 0.25, focal_gamma: float = 2.0) -> Dict[str, Tensor]:
     """Sigmoid focal loss over every anchor not between the IoU thresholds, and the box loss over
     the foreground anchors; each image's sums divided by its foreground count, then averaged."""
     n = cls_logits.shape[0]
@@ -53,7 +54,7 @@ def retinanet_loss(cls_logits: Tensor, bbox_reg: Tensor, anchors: Tensor, matche
     num_fg = torch.bincount(img, minlength=n).clamp(min=1).to(cls_logits.dtype)
     cls_target = torch.zeros_like(cls_logits)
     cls_target[img, anc, gt_labels] = 1.0
-    focal = sigmoid_focal_loss(cls_logits, cls_target, reduction="none").sum(-1)
+    focal = sigmoid_focal_loss(cls_logits, cls_target, focal_alpha, focal_gamma, reduction="none").sum(-1)
     valid = (m != Matcher.BETWEEN).to(focal.dtype)
     cls_loss = ((focal * valid).sum(1) / num_fg).sum() / n
     per_anchor = box_regression_loss(box_loss, coder, bbox_reg[img, anc], anchors[anc], gt_boxes)
@@ -62,14 +63,15 @@ def retinanet_loss(cls_logits: Tensor, bbox_reg: Tensor, anchors: Tensor, matche
 
 
 def fcos_loss(cls_logits: Tensor, bbox_reg: Tensor, ctrness: Tensor, anchors: Tensor, matched: List[Tensor],
-              targets: List[Dict[str, Tensor]], coder: BoxLinearCoder) -> Dict[str, Tensor]:
+              targets: List[Dict[str, Tensor]], coder: BoxLinearCoder, focal_alpha: float = 0.25,
+              focal_gamma: float = 2.0) -> Dict[str, Tensor]:
     """Focal loss over all locations, GIoU of the decoded boxes and BCE of the centre-ness at the
     foreground locations; all divided by the batch's foreground count."""
     img, anc, gt_boxes, gt_labels = foreground(matched, targets)
     num_fg = max(1, img.numel())
     cls_target = torch.zeros_like(cls_logits)
     cls_target[img, anc, gt_labels] = 1.0
-    loss_cls = sigmoid_focal_loss(cls_logits, cls_target, reduction="sum")
+    loss_cls = sigmoid_focal_loss(cls_logits, cls_target, focal_alpha, focal_gamma, reduction="sum")
     fg_anchors = anchors[anc]
     boxes = coder.decode(bbox_reg[img, anc], fg_anchors)
     loss_box = generalized_box_iou_loss(boxes, gt_boxes, reduction="sum")
