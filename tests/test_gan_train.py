@@ -39,17 +39,27 @@ def tool(name):
 @HOOKS.register()
 class StepRecorder(Hook):
     """After each backward: which optimizer, whether any discriminator parameter may get gradients,
-    and which networks hold gradients."""
+    and which networks got gradients from this backward (gradients stay after a step until that
+    optimizer's next backward, so "got" means new or changed since the previous backward)."""
 
     def __init__(self):
         self.events = []
+        self.seen = {}
+
+    def _fresh(self, module):
+        fresh = False
+        for p in module.parameters():
+            g, before = p.grad, self.seen.get(id(p))
+            if g is not None and (before is None or not torch.equal(g, before)):
+                fresh = True
+            self.seen[id(p)] = None if g is None else g.detach().clone()
+        return fresh
 
     def after_backward(self, trainer, optim):
         net = trainer.model
         d_names = net.discriminator_names
         trainable = any(p.requires_grad for n in d_names for p in getattr(net, n).parameters())
-        has_grad = {n: any(p.grad is not None for p in m.parameters()) for n, m in net.named_children()
-                    if n.startswith("net")}
+        has_grad = {n: self._fresh(m) for n, m in net.named_children() if n.startswith("net")}
         self.events.append((trainer.iter, optim.name, trainable, has_grad))
 
 
