@@ -177,6 +177,9 @@ def test_loss_weights_scale_each_named_loss(kind):
         torch.testing.assert_close(out[k], v * weights.get(k, 1.0))
     with pytest.raises(ConfigError, match=f"{kind}.loss_weights: unknown option 'loss_cls'"):
         MODELS.build({**cfg, "loss_weights": {"loss_cls": 2.0}})
+    for bad in ("abc", -2.0, None, True):
+        with pytest.raises(ConfigError, match=f"{kind}.loss_weights.loss_box_reg={bad!r}: give a number >= 0"):
+            MODELS.build({**cfg, "loss_weights": {"loss_box_reg": bad}})
 
 
 @pytest.mark.parametrize("kind", ["RetinaNet", "FCOS"])
@@ -213,8 +216,9 @@ def test_focal_alpha_and_gamma_reach_the_classification_loss(kind):
         torch.testing.assert_close(loss(alpha, gamma), f_pos + neg * f_neg, rtol=1e-4, atol=0)
     with pytest.raises(ConfigError, match=f"{kind}.focal_gamma=-1"):
         MODELS.build({**cfg, "focal_gamma": -1})
-    with pytest.raises(ConfigError, match=f"{kind}.focal_alpha=1.5"):
-        MODELS.build({**cfg, "focal_alpha": 1.5})
+    for bad in (1.5, "abc", True):
+        with pytest.raises(ConfigError, match=f"{kind}.focal_alpha={bad!r}: give the positives' weight"):
+            MODELS.build({**cfg, "focal_alpha": bad})
 
 
 def test_folded_batchnorm_keeps_keys_and_outputs():

@@ -197,6 +197,15 @@ def test_anchor_masks_must_fit_the_backbone_and_head():
         _small_yolov3(head=head)
 
 
+def test_loss_weights_are_known_non_negative_numbers():
+    assert _small_yolov3(loss_weights={"cls": 4}).loss_weights == {"xy": 1.0, "wh": 1.0, "obj": 1.0, "cls": 4.0}
+    with pytest.raises(ConfigError, match="YOLOv3.loss_weights: unknown option 'class'"):
+        _small_yolov3(loss_weights={"class": 4.0})
+    for bad in ("abc", -1, None):
+        with pytest.raises(ConfigError, match=f"YOLOv3.loss_weights.cls={bad!r}: give a number >= 0"):
+            _small_yolov3(loss_weights={"cls": bad})
+
+
 # ---- YOLO-format data ----------------------------------------------------------------------------
 def _yolo_tree(tmp_path, lines, name="a", size=(40, 50)):
     import cv2

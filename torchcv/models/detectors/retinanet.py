@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ...registry import MODELS, ConfigError
 from ..backbones.features import FeatureBackbone, FrozenBatchNorm2d
 from ..heads.dense_utils import BoxLinearCoder, match_anchors
-from ..heads.det_utils import AnchorGenerator, BoxCoder, Matcher, check_options
+from ..heads.det_utils import AnchorGenerator, BoxCoder, Matcher, check_loss_weights, check_options, is_number
 from ..heads.fcos_head import FCOSHead
 from ..heads.retina_head import RetinaNetHead
 from ..losses.dense_losses import fcos_loss, retinanet_loss
@@ -62,9 +62,9 @@ def _check_head(name: str, head: nn.Module, anchors_per_location: int, key: str)
 
 
 def _check_focal(name: str, alpha: float, gamma: float) -> None:
-    if not (isinstance(alpha, (int, float)) and (alpha < 0 or 0 <= alpha <= 1)):
+    if not (is_number(alpha) and alpha <= 1):
         raise ConfigError(f"{name}.focal_alpha={alpha!r}: give the positives' weight in [0, 1], or -1 for no weighting")
-    if not (isinstance(gamma, (int, float)) and gamma >= 0):
+    if not (is_number(gamma) and gamma >= 0):
         raise ConfigError(f"{name}.focal_gamma={gamma!r}: give a number >= 0 (0 = plain binary cross-entropy)")
 
 
@@ -127,7 +127,7 @@ class RetinaNet(DenseDetector):
         self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
         self.box_loss = box_loss
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
-        self.loss_weights = check_options(loss_weights, dict(loss_classifier=1.0, loss_box_reg=1.0),
+        self.loss_weights = check_loss_weights(loss_weights, dict(loss_classifier=1.0, loss_box_reg=1.0),
                                           f"{name}.loss_weights")
 
     def compute_loss(self, targets, outputs, anchors, num_per_level, grid_sizes):
@@ -185,7 +185,7 @@ class FCOS(DenseDetector):
         self.box_coder = BoxLinearCoder(normalize_by_size=True)
         self.center_sampling_radius = center_sampling_radius
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
-        self.loss_weights = check_options(loss_weights, dict(loss_classifier=1.0, loss_box_reg=1.0,
+        self.loss_weights = check_loss_weights(loss_weights, dict(loss_classifier=1.0, loss_box_reg=1.0,
                                                              loss_centerness=1.0), f"{name}.loss_weights")
 
     def match(self, anchors: Tensor, targets: List[Dict[str, Tensor]], num_per_level: List[int]) -> List[Tensor]:

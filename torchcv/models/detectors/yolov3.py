@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ...registry import MODELS, ConfigError
 from ..backbones.darknet import darknet_layers, load_darknet_weights
 from ..backbones.features import FeatureBackbone
-from ..heads.det_utils import BBOX_XFORM_CLIP, check_options
+from ..heads.det_utils import BBOX_XFORM_CLIP, check_loss_weights, check_options
 from ..heads.yolo_head import YOLOv3Head
 from ..losses.yolo_loss import yolov3_loss
 from .dense import DenseDetector
@@ -110,7 +110,7 @@ class YOLOv3(DenseDetector):
         self.register_buffer("anchor_level", level, persistent=False)
         self.register_buffer("anchor_index", index, persistent=False)
         self.ignore_thresh = ignore_thresh
-        self.loss_weights = check_options(loss_weights, LOSS_WEIGHTS, f"{name}.loss_weights")
+        self.loss_weights = check_loss_weights(loss_weights, LOSS_WEIGHTS, f"{name}.loss_weights")
         self.box_size_weight = box_size_weight
         if darknet_weights:
             load_darknet_weights(darknet_layers(self), darknet_weights)

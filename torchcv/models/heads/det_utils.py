@@ -193,6 +193,21 @@ def check_options(given: Dict, defaults: Dict, where: str) -> Dict:
     return out
 
 
+def is_number(v) -> bool:
+    """A real number from a config (YAML's true / false are not numbers here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_loss_weights(given: Dict, defaults: Dict[str, float], where: str) -> Dict[str, float]:
+    """``check_options`` for loss multipliers: known names, each a number >= 0."""
+    out = check_options(given, defaults, where)
+    from ...registry import ConfigError
+    for k, v in out.items():
+        if not is_number(v) or v < 0:
+            raise ConfigError(f"{where}.{k}={v!r}: give a number >= 0 (1 keeps the loss as it is, 0 switches it off)")
+    return {k: float(v) for k, v in out.items()}
+
+
 def check_targets(name: str, targets: Optional[List[Dict[str, Tensor]]]) -> None:
     """Training targets every detector needs: present, (N, 4) xyxy boxes with positive extent."""
     if targets is None:
